@@ -1,0 +1,179 @@
+"""``dvd-platform``: the command line of the platform.
+
+    dvd-platform stack up|down|status    the local PostgreSQL + S3 (writes .dvd/stack.env)
+    dvd-platform seed [...]              upload sample daily drops to the landing area
+    dvd-platform up [...]                stack up + seed + `dagster dev` on 127.0.0.1:3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from dvd_platform import settings
+
+DEFAULT_SAMPLE = settings.PROJECT_ROOT.parent / "shared" / "datasets" / "pagila"
+
+
+def _source(args: argparse.Namespace):
+    from dvd_platform.seed.sources import FolderSource
+
+    choice = args.source
+    if choice is None:
+        choice = str(DEFAULT_SAMPLE) if DEFAULT_SAMPLE.is_dir() else "generated"
+    if choice == "generated":
+        from dvd_platform.seed.generator import GeneratedSource
+
+        return GeneratedSource(scale=args.scale, seed=args.seed)
+    return FolderSource(Path(choice))
+
+
+def _landing_client():
+    from dvd_platform.stack.s3 import s3_client
+
+    return s3_client(os.environ.get("DVD_S3_ENDPOINT_URL") or None)
+
+
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", help="a folder of pagila-shaped CSVs, or 'generated' "
+                        f"(default: {DEFAULT_SAMPLE} when it exists, else generated)")
+    parser.add_argument("--scale", type=float, default=1.0, help="generator scale (1 = about pagila's size)")
+    parser.add_argument("--seed", type=int, default=42, help="generator seed")
+    parser.add_argument("--days", type=int, help="seed only the first N days of the selection")
+    parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (YYYY-MM-DD)")
+    parser.add_argument("--drip", type=float, default=0.0, metavar="SECONDS",
+                        help="upload one day at a time, SECONDS apart (watch the sensor work)")
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from dvd_platform.seed.drops import seed, select_days
+
+    settings.load_stack_env()
+    source = _source(args)
+    days = select_days(source, days=args.days, start=args.start, end=args.end)
+    first, _ = source.day_range()
+    if days and days[0] > first:
+        print(f"note: the reference snapshot is in the drop of {first}, which this selection leaves out")
+    bucket = os.environ.get("DVD_LANDING_BUCKET", settings.DEFAULT_LANDING_BUCKET)
+    print(f"seeding {len(days)} days {days[0]}..{days[-1]} from {source.description} into s3://{bucket}/")
+    result = seed(source, _landing_client(), bucket, days, drip=args.drip)
+    print(f"uploaded {result.objects} objects, {result.bytes:,} bytes; rows: "
+          + ", ".join(f"{t}={n:,}" for t, n in result.rows.items()))
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from dvd_platform.stack import Stack
+
+    stack = Stack()
+    if args.action == "up":
+        values = stack.up()
+        print(f"stack up; settings in {stack.env_file}")
+        print(f"  postgres: {_redact(values.get('DVD_PG_DSN', ''))}")
+        print(f"  s3:       {values.get('DVD_S3_ENDPOINT_URL') or 'AWS'}")
+    elif args.action == "down":
+        stack.down()
+        print("stack down")
+    else:
+        print("running" if stack.is_running() else "not running")
+        return 0 if stack.is_running() else 1
+    return 0
+
+
+def _redact(dsn: str) -> str:
+    return " ".join("password=***" if part.startswith("password=") else part for part in dsn.split())
+
+
+def prepare_dagster_home(home: Path) -> None:
+    """DAGSTER_HOME gets the project's dagster.yaml (SQLite storage under DAGSTER_HOME)."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(settings.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Stack up, seed, then `dagster dev` in the foreground; Ctrl-C stops everything."""
+    from dvd_platform.stack import Stack
+
+    stack = Stack()
+    values = stack.up()
+    os.environ.update({k: v for k, v in values.items() if k not in os.environ})
+    prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+    seeder = None
+    if not args.no_seed:
+        seed_argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale)]
+        for flag, value in (("--source", args.source), ("--days", args.days), ("--from", args.start),
+                            ("--to", args.end), ("--drip", args.drip or None)):
+            if value is not None:
+                seed_argv += [flag, str(value)]
+        if args.drip:
+            seeder = subprocess.Popen(seed_argv)  # drips while the UI runs
+        else:
+            subprocess.run(seed_argv, check=True)
+    url = f"http://127.0.0.1:{args.port}"
+    print(f"\nDagster UI: {url}\n  First: open Assets > View lineage, pick stg_rental, Materialize a day; "
+          "or Automation to see the landing sensor pick up new drops.\n", flush=True)
+    dagster = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
+         "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
+        cwd=settings.PROJECT_ROOT,
+        # dagster dev ignores SIGINT/SIGTERM when started from a background job: reset SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+    def forward(signum, _frame):
+        dagster.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        code = dagster.wait()
+    finally:
+        if seeder and seeder.poll() is None:
+            seeder.terminate()
+            seeder.wait()
+        stack.down()
+        print("stopped: dagster, stack")
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dvd-platform", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="start/stop the local PostgreSQL + S3")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    seed = sub.add_parser("seed", help="upload sample daily drops to the landing area")
+    add_seed_arguments(seed)
+    seed.set_defaults(func=cmd_seed)
+
+    up = sub.add_parser("up", help="stack up, seed, and run the Dagster UI + daemon")
+    add_seed_arguments(up)
+    up.add_argument("--no-seed", action="store_true", help="do not seed sample drops")
+    up.add_argument("--port", type=int, default=3000)
+    up.set_defaults(func=cmd_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # one clear line for operators; tracebacks with DVD_DEBUG=1
+        if os.environ.get("DVD_DEBUG"):
+            raise
+        print(f"dvd-platform {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

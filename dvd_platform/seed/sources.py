@@ -1,0 +1,114 @@
+"""Where sample drops come from: a folder of pagila-shaped CSVs, or the generator.
+
+A source writes the drop files of the days it is asked for into a local
+directory (``<out>/<table>/dt=YYYY-MM-DD/<table>.csv``, every table, every day,
+header-only where a table has no rows that day). A day's files depend only on
+the source and that day, never on which other days were asked for, so
+re-seeding a day writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+from contextlib import ExitStack
+from datetime import date
+from pathlib import Path
+from typing import IO, Protocol, Sequence
+
+from dvd_platform.seed import csvio
+from dvd_platform.seed.tables import EVENT_TABLES, REFERENCE_TABLES, TABLES
+
+
+class SeedError(ValueError):
+    """Bad source data or arguments; the message names the file, line or day."""
+
+
+class DropSource(Protocol):
+    description: str
+
+    def day_range(self) -> tuple[date, date]:
+        """First and last day the source has drops for."""
+
+    def write_days(self, days: Sequence[date], out_dir: Path) -> None:
+        """Write the drop files of ``days`` under ``out_dir``."""
+
+
+def drop_path(out_dir: Path, table: str, day: date) -> Path:
+    return out_dir / table / f"dt={day.isoformat()}" / f"{table}.csv"
+
+
+def open_drop(out_dir: Path, table: str, day: date) -> IO[str]:
+    """Open a drop file for writing (UTF-8, newline handling left to the csv module)."""
+    path = drop_path(out_dir, table, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "w", encoding="utf-8", newline="")
+
+
+class FolderSource:
+    """A folder of pagila-shaped CSVs, one per table (e.g. ../shared/datasets/pagila).
+
+    It is one snapshot: reference tables go whole into the first day's drop and
+    later days carry header-only reference files. Event rows are cut into days
+    by their event column in UTC and keep the source's text unchanged.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise SeedError(f"source folder {self.folder} does not exist")
+        self.description = f"folder:{self.folder.resolve()}"
+        self._range: tuple[date, date] | None = None
+
+    def _open(self, table: str):
+        path = self.folder / f"{table}.csv"
+        if not path.exists():
+            raise SeedError(f"{path}: missing (a drop needs every table: {', '.join(TABLES)})")
+        stream = open(path, encoding="utf-8", newline="")
+        reader = csv.reader(stream)
+        header = tuple(next(reader, ()))
+        if header != TABLES[table].columns:
+            stream.close()
+            raise SeedError(f"{path}: header {list(header)} differs from the contract {list(TABLES[table].columns)}")
+        return stream, reader, path
+
+    def _event_rows(self, table: str):
+        """Yield (day, row) with the file's line number in errors."""
+        stream, reader, path = self._open(table)
+        index = TABLES[table].columns.index(TABLES[table].event_column)
+        with stream:
+            for row in reader:
+                try:
+                    day = csvio.utc_day(row[index])
+                except (ValueError, IndexError) as exc:
+                    raise SeedError(f"{path}:{reader.line_num}: bad {TABLES[table].event_column}: {exc}") from exc
+                yield day, row
+
+    def day_range(self) -> tuple[date, date]:
+        if self._range is None:
+            days = {day for table in EVENT_TABLES for day, _ in self._event_rows(table)}
+            if not days:
+                raise SeedError(f"{self.folder}: the event tables have no rows")
+            self._range = (min(days), max(days))
+        return self._range
+
+    def write_days(self, days: Sequence[date], out_dir: Path) -> None:
+        wanted = set(days)
+        first, _ = self.day_range()
+        for table in EVENT_TABLES:
+            with ExitStack() as files:
+                writers = {}
+                for day in sorted(wanted):
+                    writers[day] = csvio.writer(files.enter_context(open_drop(out_dir, table, day)))
+                    writers[day].writerow(TABLES[table].columns)
+                for day, row in self._event_rows(table):
+                    if day in writers:
+                        writers[day].writerow(row)
+        for table in REFERENCE_TABLES:
+            for day in sorted(wanted):
+                with open_drop(out_dir, table, day) as out:
+                    if day == first:
+                        stream, reader, _ = self._open(table)
+                        with stream:
+                            csvio.write_rows(out, TABLES[table].columns, reader)
+                    else:
+                        csvio.write_rows(out, TABLES[table].columns, [])

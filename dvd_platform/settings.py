@@ -1,0 +1,95 @@
+"""Resolved platform settings: one place that reads the environment.
+
+Everything that differs between a laptop, CI and production (DSNs, the S3
+endpoint, buckets, Spark master, paths) is an environment variable. Locally the
+stack writes them to ``.dvd/stack.env``; :func:`load_stack_env` puts that file's
+values into ``os.environ`` without overriding variables already set, so a real
+environment always wins over the local file.
+
+Nothing here is read at import time by the Dagster definitions: resources take
+``EnvVar`` values, resolved when a run starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR_ENV = "DVD_STATE_DIR"
+
+DEFAULT_LANDING_BUCKET = "dvd-landing"
+DEFAULT_LAKE_BUCKET = "dvd-lake"
+LANDING_PREFIX = "landing"
+MANIFEST_PREFIX = f"{LANDING_PREFIX}/_manifests"
+
+#: Every environment variable the platform reads, with what it means. The README
+#: table and the docker-compose validation test are generated/checked from this.
+ENV_VARS: dict[str, str] = {
+    "DVD_PG_DSN": "libpq DSN of the warehouse database, as the loader role (owns schemas dw, dw_audit).",
+    "DVD_PG_ANALYST_DSN": "DSN of the warehouse as the read-only analyst role (checks, reports).",
+    "DVD_PG_ADMIN_DSN": "Superuser DSN of the local cluster (stack and tests only; unset in production).",
+    "DVD_S3_ENDPOINT_URL": "S3 endpoint URL (moto locally, MinIO in docker-compose; unset for AWS S3).",
+    "DVD_LANDING_BUCKET": "Bucket where daily drops land (default dvd-landing).",
+    "DVD_LAKE_BUCKET": "Bucket of the lake's immutable raw zone (default dvd-lake).",
+    "AWS_ACCESS_KEY_ID": "S3 credentials (standard AWS variable).",
+    "AWS_SECRET_ACCESS_KEY": "S3 credentials (standard AWS variable).",
+    "AWS_DEFAULT_REGION": "S3 region (default us-east-1).",
+    "DVD_LAKE_ROOT": "Root of the Parquet lake (staged snapshots, quarantine): a local path or s3a://bucket/prefix.",
+    "DVD_STAGING_DIR": "Local scratch directory where raw objects are downloaded for Spark.",
+    "DVD_SPARK_MASTER": "spark.master (default local[2]; spark://host:7077, yarn, k8s://... on a cluster).",
+    "DVD_SPARK_DRIVER_MEMORY": "spark.driver.memory (default 2g).",
+    "DVD_SPARK_SHUFFLE_PARTITIONS": "spark.sql.shuffle.partitions (default 4: sized for a day of data on 2 cores).",
+    "DVD_PARTITIONS_START": "First day of the daily partitions (default 2022-01-01).",
+    "DVD_STATE_DIR": "Where the local stack keeps its state (default .dvd in the project).",
+    "DAGSTER_HOME": "Dagster instance directory (local default .dvd/dagster_home).",
+}
+
+
+def state_dir() -> Path:
+    """The local stack's state directory (``.dvd`` unless DVD_STATE_DIR says otherwise)."""
+    return Path(os.environ.get(STATE_DIR_ENV, PROJECT_ROOT / ".dvd"))
+
+
+def stack_env_path() -> Path:
+    return state_dir() / "stack.env"
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines (blank lines and # comments ignored)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Write KEY=VALUE lines readable by this module, make and ``set -a; . file``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    tmp.chmod(0o600)  # it holds credentials
+    tmp.replace(path)
+
+
+def load_stack_env(path: Path | None = None) -> dict[str, str]:
+    """Export the stack file's values into os.environ, never overriding a set variable.
+
+    Returns the values that were applied. A missing file is not an error: in
+    production the environment carries everything.
+    """
+    path = path or stack_env_path()
+    if not path.exists():
+        return {}
+    applied = {}
+    for key, value in parse_env_file(path).items():
+        if key not in os.environ:
+            os.environ[key] = value
+            applied[key] = value
+    return applied

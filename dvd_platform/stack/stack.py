@@ -1,0 +1,150 @@
+"""``Stack``: bring the local services up or down and write ``stack.env``."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+
+from dvd_platform import settings
+from dvd_platform.stack.postgres import LocalPostgres
+from dvd_platform.stack.procs import StackError, pid_alive, stop_pid
+from dvd_platform.stack.s3 import MotoServer, ensure_buckets, s3_client
+
+__all__ = ["Stack", "StackError"]
+
+
+def _check_postgres(dsn: str) -> None:
+    try:
+        psycopg2.connect(dsn, connect_timeout=5).close()
+    except psycopg2.OperationalError as exc:
+        # libpq's message names host and port, never the password.
+        raise StackError(f"DVD_PG_DSN is set but the server is not reachable: {str(exc).strip()}") from exc
+
+
+@dataclass
+class Stack:
+    """The services one project checkout (or one test session) uses.
+
+    ``state_dir`` holds the Postgres cluster, logs, ``stack.json`` (what *this*
+    stack started, so ``down`` stops exactly that) and ``stack.env``.
+    """
+
+    state_dir: Path = field(default_factory=settings.state_dir)
+    pg_server_options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "stack.env"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    @property
+    def postgres(self) -> LocalPostgres:
+        return LocalPostgres(self.state_dir / "pg")
+
+    def _read_state(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def _write_state(self, state: dict) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    def up(self, environ: dict[str, str] | None = None) -> dict[str, str]:
+        """Start what the environment does not already provide; return the settings.
+
+        Idempotent: a second ``up`` on a running stack returns its settings.
+        """
+        environ = dict(os.environ if environ is None else environ)
+        if self.env_file.exists() and self.is_running():
+            return settings.parse_env_file(self.env_file)
+        self.down()  # clear a stale state left by a killed session
+        state: dict = {}
+        values: dict[str, str] = {
+            "DVD_LANDING_BUCKET": environ.get("DVD_LANDING_BUCKET", settings.DEFAULT_LANDING_BUCKET),
+            "DVD_LAKE_BUCKET": environ.get("DVD_LAKE_BUCKET", settings.DEFAULT_LAKE_BUCKET),
+            "DVD_LAKE_ROOT": environ.get("DVD_LAKE_ROOT", str(self.state_dir / "lake")),
+            "DVD_STAGING_DIR": environ.get("DVD_STAGING_DIR", str(self.state_dir / "staging")),
+            "DAGSTER_HOME": environ.get("DAGSTER_HOME", str(self.state_dir / "dagster_home")),
+        }
+        try:
+            if environ.get("DVD_PG_DSN"):
+                _check_postgres(environ["DVD_PG_DSN"])
+                for key in ("DVD_PG_DSN", "DVD_PG_ANALYST_DSN", "DVD_PG_ADMIN_DSN", "DVD_DAGSTER_PG_URL"):
+                    if environ.get(key):
+                        values[key] = environ[key]
+            else:
+                pg = self.postgres
+                port = pg.start(server_options=self.pg_server_options)
+                state["postgres"] = {"base_dir": str(pg.base_dir), "port": port}
+                self._write_state(state)
+                values.update(pg.bootstrap(port))
+
+            if environ.get("DVD_S3_ENDPOINT_URL") or environ.get("AWS_ACCESS_KEY_ID"):
+                values["DVD_S3_ENDPOINT_URL"] = environ.get("DVD_S3_ENDPOINT_URL", "")
+                client = s3_client(values["DVD_S3_ENDPOINT_URL"] or None)
+            else:
+                moto = MotoServer(self.state_dir / "s3.log")
+                moto.start()
+                state["s3"] = {"pid": moto.pid, "port": moto.port}
+                self._write_state(state)
+                values.update({
+                    "DVD_S3_ENDPOINT_URL": moto.endpoint_url,
+                    "AWS_ACCESS_KEY_ID": "dvdlocal",
+                    "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(18),
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                })
+                client = s3_client(moto.endpoint_url, values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"])
+            ensure_buckets(client, [values["DVD_LANDING_BUCKET"], values["DVD_LAKE_BUCKET"]])
+        except BaseException:
+            self.down()
+            raise
+        for key in ("DVD_LAKE_ROOT", "DVD_STAGING_DIR", "DAGSTER_HOME"):
+            if "://" not in values[key]:
+                Path(values[key]).mkdir(parents=True, exist_ok=True)
+        settings.write_env_file(self.env_file, values)
+        return values
+
+    def is_running(self) -> bool:
+        """True when everything this stack started is still alive."""
+        state = self._read_state()
+        if not state:
+            return False
+        ok = True
+        if "postgres" in state:
+            ok &= LocalPostgres(Path(state["postgres"]["base_dir"])).postmaster_pid() is not None
+        if "s3" in state:
+            ok &= pid_alive(state["s3"]["pid"])
+        return ok
+
+    def pids(self) -> list[int]:
+        """Process ids of the servers this stack started (for leak checks)."""
+        state = self._read_state()
+        pids = []
+        if "postgres" in state and (pid := LocalPostgres(Path(state["postgres"]["base_dir"])).postmaster_pid()):
+            pids.append(pid)
+        if "s3" in state and pid_alive(state["s3"]["pid"]):
+            pids.append(state["s3"]["pid"])
+        return pids
+
+    def down(self) -> None:
+        """Stop what ``up`` started; keep the data (the Postgres cluster) for next time."""
+        state = self._read_state()
+        errors = []
+        if "s3" in state:
+            stop_pid(state["s3"]["pid"])
+        if "postgres" in state:
+            try:
+                LocalPostgres(Path(state["postgres"]["base_dir"])).stop()
+            except StackError as exc:
+                errors.append(str(exc))
+        self.state_file.unlink(missing_ok=True)
+        self.env_file.unlink(missing_ok=True)
+        if errors:
+            raise StackError("; ".join(errors))
