@@ -125,6 +125,11 @@ class LocalPostgres:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.base_dir.chmod(0o755)
         self._hand_to_server_user(self.base_dir)
+        if os.geteuid() == 0 and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.base_dir)]).returncode:
+            raise StackError(
+                f"the 'postgres' user cannot reach {self.base_dir}: a parent directory is not searchable by others "
+                "(chmod o+x it, or set DVD_STATE_DIR to a path under a world-searchable directory)"
+            )
         pwfile = self.base_dir / "pwfile"
         pwfile.write_text(self._secrets()["postgres"] + "\n")
         self._hand_to_server_user(pwfile)

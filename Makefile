@@ -1,0 +1,26 @@
+# The README's two commands: `make up` (run the platform) and `make test` (run the suite).
+# Both install what they need first: system packages (Java, PostgreSQL) and a venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: up test install clean
+
+$(BIN)/.installed: pyproject.toml
+	./scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+up: install
+	$(BIN)/dvd-platform up
+
+test: install
+	$(BIN)/pytest
+
+clean:
+	-$(BIN)/dvd-platform stack down
+	rm -rf .dvd

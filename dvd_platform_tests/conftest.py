@@ -1,0 +1,89 @@
+"""Session fixtures: one real stack (PostgreSQL + S3) and one SparkSession per test session.
+
+The stack lives in a temporary state directory and is stopped at the end, so a
+test run leaves no process behind (test_stack checks it for a second stack).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from dvd_platform.stack import Stack
+
+PAGILA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pagila"
+
+
+@pytest.fixture(scope="session")
+def state_root():
+    """A world-searchable temp dir: as root, the Postgres server runs as 'postgres' and must reach it.
+
+    (pytest's own tmp dirs are 0700.)
+    """
+    root = Path(tempfile.mkdtemp(prefix="dvd-tests-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def state_dir(state_root: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh state dir for a test that starts its own stack."""
+    path = Path(tempfile.mkdtemp(prefix=request.node.name[:40] + "-", dir=state_root))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack(state_root: Path):
+    """The session's stack; its settings are exported to os.environ for the code under test."""
+    state = state_root / "session"
+    # Durability settings off: the tests restart nothing at the OS level, and this halves load times.
+    stack = Stack(state, pg_server_options={"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"})
+    saved = dict(os.environ)
+    for key in ("DVD_PG_DSN", "DVD_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.pop(key, None)
+    values = stack.up()
+    os.environ.update(values)
+    os.environ["DVD_STATE_DIR"] = str(state)
+    try:
+        yield stack, values
+    finally:
+        stack.down()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def settings_env(stack) -> dict[str, str]:
+    return stack[1]
+
+
+@pytest.fixture(scope="session")
+def s3(settings_env):
+    from dvd_platform.stack.s3 import s3_client
+
+    return s3_client(settings_env["DVD_S3_ENDPOINT_URL"])
+
+
+@pytest.fixture(scope="session")
+def pagila_dir() -> Path:
+    if not PAGILA.is_dir():
+        pytest.skip(f"the pagila sample is not at {PAGILA} (a fresh machine without ../shared)")
+    return PAGILA
+
+
+@pytest.fixture(scope="session")
+def pagila_landing(settings_env, s3, pagila_dir):
+    """The whole pagila sample seeded into the session's landing bucket (once per session)."""
+    from dvd_platform.seed.drops import seed, select_days
+    from dvd_platform.seed.sources import FolderSource
+
+    source = FolderSource(pagila_dir)
+    days = select_days(source)
+    result = seed(source, s3, settings_env["DVD_LANDING_BUCKET"], days)
+    return source, result
