@@ -143,6 +143,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 
+def cmd_materialize(args: argparse.Namespace) -> int:
+    """Materialize a day range through Dagster, in this process, and print a per-asset summary."""
+    settings.load_stack_env()
+    from dagster import DagsterInstance
+
+    from dvd_platform.definitions import defs
+    from dvd_platform.runner import materialize_range
+
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    if os.environ.get("DAGSTER_HOME"):
+        prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+    print(f"materializing {args.select or 'all assets'} for {args.start}..{args.end} in one run")
+    summary = materialize_range(defs, args.start, args.end, args.select, instance=instance)
+    print(f"run {summary.result.run_id}: {'success' if summary.ok else 'FAILED'}")
+    print("\n".join(summary.lines()))
+    return 0 if summary.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dvd-platform", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-seed", action="store_true", help="do not seed sample drops")
     up.add_argument("--port", type=int, default=3000)
     up.set_defaults(func=cmd_up)
+    mat = sub.add_parser("materialize", help="materialize assets for a day range in one run")
+    mat.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
+    mat.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
+    mat.add_argument("--select", help="Dagster asset selection, e.g. 'group:staging' or 'key:stg_rental+' "
+                     "(default: the whole graph)")
+    mat.set_defaults(func=cmd_materialize)
     return parser
 
 

@@ -72,6 +72,9 @@ class Stack:
             "DVD_LAKE_ROOT": environ.get("DVD_LAKE_ROOT", str(self.state_dir / "lake")),
             "DVD_STAGING_DIR": environ.get("DVD_STAGING_DIR", str(self.state_dir / "staging")),
             "DAGSTER_HOME": environ.get("DAGSTER_HOME", str(self.state_dir / "dagster_home")),
+            "DVD_SPARK_MASTER": environ.get("DVD_SPARK_MASTER", "local[2]"),
+            "DVD_SPARK_DRIVER_MEMORY": environ.get("DVD_SPARK_DRIVER_MEMORY", "2g"),
+            "DVD_SPARK_SHUFFLE_PARTITIONS": environ.get("DVD_SPARK_SHUFFLE_PARTITIONS", "4"),
         }
         try:
             if environ.get("DVD_PG_DSN"):

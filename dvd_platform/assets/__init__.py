@@ -1,0 +1,1 @@
+"""Software-defined assets: landing (external), raw, staging, warehouse, marts."""

@@ -1,0 +1,132 @@
+"""Raw assets: a day's landing drop, verified against its manifest and frozen in the lake.
+
+Materializing day D checks every object of D against D's manifest (present,
+size, md5, header), then server-side copies it into the lake's raw zone under
+a key that includes its md5. The copy is conditional on the verified ETag, so
+a later (or concurrent) overwrite in landing can never change what a run read.
+"""
+
+
+import csv
+import hashlib
+import io
+import json
+
+from botocore.exceptions import ClientError
+from dagster import AssetExecutionContext, AssetKey, AssetOut, AssetSpec, Output, multi_asset
+
+from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject
+from dvd_platform.partitions import daily_partitions, single_run, window_days
+from dvd_platform.resources.s3 import S3Buckets
+from dvd_platform.seed.drops import manifest_key
+from dvd_platform.seed.tables import TABLES
+
+landing_drops = AssetSpec(
+    key=AssetKey("landing_drops"),
+    description="Daily CSV drops in the landing bucket: landing/<table>/dt=YYYY-MM-DD/<table>.csv, "
+    "completed by landing/_manifests/dt=YYYY-MM-DD/manifest.json (written last).",
+    group_name="landing",
+    partitions_def=daily_partitions,
+    kinds={"s3"},
+)
+
+
+class IncompleteDropError(Exception):
+    """A day's drop is missing, incomplete or does not match its manifest."""
+
+
+def _manifest(client, bucket: str, day) -> dict:
+    key = manifest_key(day)
+    try:
+        return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            raise IncompleteDropError(f"day {day} is not complete: manifest s3://{bucket}/{key} is missing") from exc
+        raise
+
+
+def _verify(client, bucket: str, entry: dict) -> str:
+    """Check one landing object against its manifest entry; return its verified ETag."""
+    key = entry["key"]
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            raise IncompleteDropError(f"s3://{bucket}/{key} is listed in the manifest but missing") from exc
+        raise
+    if head["ContentLength"] != entry["bytes"]:
+        raise IncompleteDropError(
+            f"s3://{bucket}/{key}: {head['ContentLength']} bytes, the manifest says {entry['bytes']}"
+        )
+    etag = head["ETag"].strip('"')
+    if "-" in etag:  # multipart upload: the ETag is not the md5, hash the bytes (streamed)
+        digest = hashlib.md5()
+        for chunk in client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].iter_chunks(1 << 20):
+            digest.update(chunk)
+        md5 = digest.hexdigest()
+    else:
+        md5 = etag
+    if md5 != entry["md5"]:
+        raise IncompleteDropError(f"s3://{bucket}/{key}: md5 {md5}, the manifest says {entry['md5']}")
+    first = client.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535", IfMatch=head["ETag"])["Body"].read()
+    header_line = first.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    header = next(csv.reader(io.StringIO(header_line)), [])
+    table = entry["table"]
+    if tuple(header) != TABLES[table].columns:
+        raise IncompleteDropError(
+            f"s3://{bucket}/{key}: header {header} differs from the {table} contract {list(TABLES[table].columns)}"
+        )
+    return head["ETag"]
+
+
+@multi_asset(
+    outs={
+        f"raw_{table}": AssetOut(
+            io_manager_key="raw_io_manager",
+            description=f"The {table} objects of each day, verified and frozen in the lake's raw zone.",
+            is_required=False,
+            kinds={"s3"},
+        )
+        for table in TABLES
+    },
+    deps=[landing_drops],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    group_name="raw",
+    can_subset=True,
+)
+def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
+    """Verify each selected day's drop against its manifest and copy it into the lake's raw zone."""
+    client = s3.get_client()
+    tables = sorted(key.path[-1][len("raw_"):] for key in context.selected_asset_keys)
+    days = window_days(context.partition_time_window)
+    batches = {table: [] for table in tables}
+    for day in days:
+        manifest = _manifest(client, s3.landing_bucket, day)
+        entries = {entry["table"]: entry for entry in manifest["objects"]}
+        for table in tables:
+            if table not in entries:
+                raise IncompleteDropError(
+                    f"day {day}: the manifest {manifest_key(day)} lists no {table} object "
+                    f"(expected landing/{table}/dt={day}/{table}.csv)"
+                )
+            entry = entries[table]
+            etag = _verify(client, s3.landing_bucket, entry)
+            lake_key = f"raw/{table}/dt={day}/{table}-{entry['md5']}.csv"
+            client.copy_object(
+                Bucket=s3.lake_bucket, Key=lake_key,
+                CopySource={"Bucket": s3.landing_bucket, "Key": entry["key"]}, CopySourceIfMatch=etag,
+            )
+            batches[table].append(RawObject(day.isoformat(), s3.lake_bucket, lake_key, entry["bytes"], entry["md5"], entry["rows"]))
+    for table in tables:
+        objects = batches[table]
+        yield Output(
+            RawBatch(table, objects),
+            output_name=f"raw_{table}",
+            metadata={
+                "days": len(objects),
+                "rows": sum(o.rows for o in objects),
+                "bytes": sum(o.bytes for o in objects),
+                "keys": [f"s3://{o.bucket}/{o.key}" for o in objects][:50],
+            },
+        )

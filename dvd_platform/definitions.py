@@ -1,0 +1,49 @@
+"""The code location: the one ``Definitions`` of dvd_platform.
+
+Resources are chosen here, in one place, and configured by ``EnvVar`` (resolved
+when a run starts, never at import): locally the values come from
+``.dvd/stack.env`` (exported by ``dvd-platform up``), in production from the
+deployment's environment. Runs execute in process: Spark steps share one
+SparkSession instead of starting a JVM per step.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions, EnvVar, in_process_executor
+
+from dvd_platform.assets.raw import landing_drops, raw_drops
+from dvd_platform.assets.staging import staged_assets
+from dvd_platform.io_managers.parquet import ParquetSnapshotIOManager
+from dvd_platform.io_managers.raw_s3 import RawS3IOManager
+from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.s3 import S3Buckets
+from dvd_platform.resources.spark import SparkResource
+
+
+def build_resources() -> dict:
+    s3 = S3Buckets(
+        endpoint_url=EnvVar("DVD_S3_ENDPOINT_URL"),
+        region_name=EnvVar("AWS_DEFAULT_REGION"),
+        landing_bucket=EnvVar("DVD_LANDING_BUCKET"),
+        lake_bucket=EnvVar("DVD_LAKE_BUCKET"),
+    )
+    spark = SparkResource(
+        master=EnvVar("DVD_SPARK_MASTER"),
+        driver_memory=EnvVar("DVD_SPARK_DRIVER_MEMORY"),
+        shuffle_partitions=EnvVar.int("DVD_SPARK_SHUFFLE_PARTITIONS"),
+    )
+    lake = LakeResource(root=EnvVar("DVD_LAKE_ROOT"))
+    return {
+        "s3": s3,
+        "spark": spark,
+        "lake": lake,
+        "raw_io_manager": RawS3IOManager(s3=s3, staging_dir=EnvVar("DVD_STAGING_DIR")),
+        "parquet_io_manager": ParquetSnapshotIOManager(lake=lake, spark=spark),
+    }
+
+
+defs = Definitions(
+    assets=[landing_drops, raw_drops, *staged_assets],
+    resources=build_resources(),
+    executor=in_process_executor,
+)

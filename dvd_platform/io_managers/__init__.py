@@ -1,0 +1,1 @@
+"""IO managers: raw S3 references, Parquet snapshots, and the PostgreSQL warehouse."""

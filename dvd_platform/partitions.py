@@ -1,0 +1,30 @@
+"""The one daily partitioning shared by every partitioned asset (days in UTC)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+
+from dagster import BackfillPolicy, DailyPartitionsDefinition, TimeWindow
+
+DEFAULT_START = "2022-01-01"
+
+# The code location reads its start day once, when it loads (a partitions definition is
+# structure, not run config): set DVD_PARTITIONS_START before `dagster dev` to move it.
+daily_partitions = DailyPartitionsDefinition(
+    start_date=os.environ.get("DVD_PARTITIONS_START", DEFAULT_START), timezone="UTC"
+)
+
+#: Spark assets handle a whole range in one pass: a backfill of N days is one run, not N.
+single_run = BackfillPolicy.single_run()
+
+
+def window_days(window: TimeWindow) -> list[date]:
+    """The UTC days of a partition time window (end exclusive)."""
+    start, end = window.start.date(), window.end.date()
+    return [start + timedelta(n) for n in range((end - start).days)]
+
+
+def day_bounds(days: list[date]) -> tuple[datetime, datetime]:
+    """[first day 00:00 UTC, last day + 1 00:00 UTC) as naive UTC datetimes."""
+    return datetime.combine(min(days), datetime.min.time()), datetime.combine(max(days) + timedelta(1), datetime.min.time())

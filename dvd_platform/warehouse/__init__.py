@@ -1,0 +1,1 @@
+"""The PostgreSQL warehouse: schema migrations and (later) loading helpers."""
