@@ -196,13 +196,15 @@ def test_unknown_members_exist(loader_conn):
         assert cur.fetchone() == (-1,)
         cur.execute("SELECT date FROM dw.dim_date WHERE date_key = -1")
         assert cur.fetchone() == (None,)
-        # Generated surrogate keys start after the unknown member.
-        cur.execute("INSERT INTO dw.dim_store (store_id) VALUES (1) RETURNING store_key")
-        assert cur.fetchone()[0] >= 1
+        # Keys are given by the loader (derived), never generated.
+        with pytest.raises(psycopg2.errors.NotNullViolation):
+            cur.execute("INSERT INTO dw.dim_store (store_id) VALUES (1)")
+    loader_conn.rollback()
+    with loader_conn.cursor() as cur:
         # A second current version of a customer is rejected.
-        cur.execute("INSERT INTO dw.dim_customer (customer_id, valid_from, is_current) VALUES (7, '2022-01-01', true)")
+        cur.execute("INSERT INTO dw.dim_customer (customer_key, customer_id, valid_from, is_current) VALUES (70, 7, '2022-01-01', true)")
         with pytest.raises(psycopg2.errors.UniqueViolation):
-            cur.execute("INSERT INTO dw.dim_customer (customer_id, valid_from, is_current) VALUES (7, '2022-02-01', true)")
+            cur.execute("INSERT INTO dw.dim_customer (customer_key, customer_id, valid_from, is_current) VALUES (71, 7, '2022-02-01', true)")
     loader_conn.rollback()
 
 
@@ -234,8 +236,8 @@ def test_analyst_can_read_but_not_write(migrated):
 def _insert_rental(cur, rental_id: int, ts: str) -> str:
     cur.execute(
         """INSERT INTO dw.fact_rental (rental_id, rental_ts, rental_date_key, customer_key, film_key, store_key,
-                                       staff_key, is_returned)
-           VALUES (%s, %s, 20220214, -1, -1, -1, -1, false)
+                                       staff_key, is_returned, customer_id)
+           VALUES (%s, %s, 20220214, -1, -1, -1, -1, false, -1)
            RETURNING tableoid::regclass::text""",
         (rental_id, ts),
     )

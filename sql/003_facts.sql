@@ -5,6 +5,12 @@
 -- the partition key because PostgreSQL requires it for unique constraints on
 -- partitioned tables. Indexes and foreign keys declared here are cloned onto
 -- every partition automatically.
+--
+-- The facts keep their natural ids (customer_id, film_id, ...) next to the
+-- surrogate keys: when a dimension day is (re)loaded, the facts of the members
+-- it changed are re-bound to the version valid at their event time. The keys
+-- to the SCD2 dimensions are checked at commit (DEFERRABLE), so one load
+-- transaction can replace versions and re-bind their facts.
 
 -- ---------------------------------------------------------------- fact_rental
 CREATE TABLE dw.fact_rental (
@@ -12,14 +18,18 @@ CREATE TABLE dw.fact_rental (
     rental_ts              timestamptz NOT NULL,
     rental_date_key        int NOT NULL REFERENCES dw.dim_date (date_key),
     return_date_key        int REFERENCES dw.dim_date (date_key),
-    customer_key           bigint NOT NULL REFERENCES dw.dim_customer (customer_key),
-    film_key               bigint NOT NULL REFERENCES dw.dim_film (film_key),
+    customer_key           bigint NOT NULL REFERENCES dw.dim_customer (customer_key) DEFERRABLE INITIALLY DEFERRED,
+    film_key               bigint NOT NULL REFERENCES dw.dim_film (film_key) DEFERRABLE INITIALLY DEFERRED,
     store_key              bigint NOT NULL REFERENCES dw.dim_store (store_key),
     staff_key              bigint NOT NULL REFERENCES dw.dim_staff (staff_key),
     inventory_id           int,
     return_ts              timestamptz,
     rental_duration_hours  numeric(10,2),
     is_returned            boolean NOT NULL,
+    customer_id            int NOT NULL,
+    film_id                int,
+    store_id               int,
+    staff_id               int,
     PRIMARY KEY (rental_id, rental_ts)
 ) PARTITION BY RANGE (rental_ts);
 
@@ -35,6 +45,8 @@ CREATE INDEX fact_rental_rental_ts_idx       ON dw.fact_rental (rental_ts);
 -- The primary key already leads with rental_id; this narrower index is part of
 -- the contract (lookups/joins by rental_id alone, e.g. from fact_payment).
 CREATE INDEX fact_rental_rental_id_idx       ON dw.fact_rental (rental_id);
+CREATE INDEX fact_rental_customer_id_idx     ON dw.fact_rental (customer_id);
+CREATE INDEX fact_rental_film_id_idx         ON dw.fact_rental (film_id);
 
 -- ---------------------------------------------------------------- fact_payment
 CREATE TABLE dw.fact_payment (
@@ -43,12 +55,14 @@ CREATE TABLE dw.fact_payment (
     payment_date_key  int NOT NULL REFERENCES dw.dim_date (date_key),
     rental_date_key   int NOT NULL REFERENCES dw.dim_date (date_key),
     return_date_key   int REFERENCES dw.dim_date (date_key),
-    customer_key      bigint NOT NULL REFERENCES dw.dim_customer (customer_key),
+    customer_key      bigint NOT NULL REFERENCES dw.dim_customer (customer_key) DEFERRABLE INITIALLY DEFERRED,
     staff_key         bigint NOT NULL REFERENCES dw.dim_staff (staff_key),
     store_key         bigint NOT NULL REFERENCES dw.dim_store (store_key),
-    film_key          bigint NOT NULL REFERENCES dw.dim_film (film_key),
+    film_key          bigint NOT NULL REFERENCES dw.dim_film (film_key) DEFERRABLE INITIALLY DEFERRED,
     rental_id         int,
     amount            numeric(7,2) NOT NULL,
+    customer_id       int NOT NULL,
+    staff_id          int,
     PRIMARY KEY (payment_id, payment_ts)
 ) PARTITION BY RANGE (payment_ts);
 
@@ -63,3 +77,4 @@ CREATE INDEX fact_payment_store_key_idx        ON dw.fact_payment (store_key);
 CREATE INDEX fact_payment_film_key_idx         ON dw.fact_payment (film_key);
 CREATE INDEX fact_payment_payment_ts_idx       ON dw.fact_payment (payment_ts);
 CREATE INDEX fact_payment_rental_id_idx        ON dw.fact_payment (rental_id);
+CREATE INDEX fact_payment_customer_id_idx      ON dw.fact_payment (customer_id);

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext, AssetKey, AssetOut, AssetSpec, Output, multi_asset
@@ -100,24 +101,28 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
     client = s3.get_client()
     tables = sorted(key.path[-1][len("raw_"):] for key in context.selected_asset_keys)
     days = window_days(context.partition_time_window)
-    batches = {table: [] for table in tables}
-    for day in days:
-        manifest = _manifest(client, s3.landing_bucket, day)
-        entries = {entry["table"]: entry for entry in manifest["objects"]}
-        for table in tables:
-            if table not in entries:
-                raise IncompleteDropError(
-                    f"day {day}: the manifest {manifest_key(day)} lists no {table} object "
-                    f"(expected landing/{table}/dt={day}/{table}.csv)"
-                )
-            entry = entries[table]
-            etag = _verify(client, s3.landing_bucket, entry)
-            lake_key = f"raw/{table}/dt={day}/{table}-{entry['md5']}.csv"
-            client.copy_object(
-                Bucket=s3.lake_bucket, Key=lake_key,
-                CopySource={"Bucket": s3.landing_bucket, "Key": entry["key"]}, CopySourceIfMatch=etag,
+    manifests = {day: _manifest(client, s3.landing_bucket, day) for day in days}
+
+    def freeze(day, table: str) -> RawObject:
+        entries = {entry["table"]: entry for entry in manifests[day]["objects"]}
+        if table not in entries:
+            raise IncompleteDropError(
+                f"day {day}: the manifest {manifest_key(day)} lists no {table} object "
+                f"(expected landing/{table}/dt={day}/{table}.csv)"
             )
-            batches[table].append(RawObject(day.isoformat(), s3.lake_bucket, lake_key, entry["bytes"], entry["md5"], entry["rows"]))
+        entry = entries[table]
+        etag = _verify(client, s3.landing_bucket, entry)
+        lake_key = f"raw/{table}/dt={day}/{table}-{entry['md5']}.csv"
+        client.copy_object(
+            Bucket=s3.lake_bucket, Key=lake_key,
+            CopySource={"Bucket": s3.landing_bucket, "Key": entry["key"]}, CopySourceIfMatch=etag,
+        )
+        return RawObject(day.isoformat(), s3.lake_bucket, lake_key, entry["bytes"], entry["md5"], entry["rows"])
+
+    # Verify and copy in parallel (server-side copies: no bytes pass through this process).
+    with ThreadPoolExecutor(16) as pool:
+        futures = {table: [pool.submit(freeze, day, table) for day in days] for table in tables}
+        batches = {table: [f.result() for f in futures[table]] for table in tables}
     for table in tables:
         objects = batches[table]
         yield Output(
