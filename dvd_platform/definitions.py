@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar, in_process_executor
 
+from dvd_platform.assets.marts import mart_assets
 from dvd_platform.assets.raw import landing_drops, raw_drops
 from dvd_platform.assets.staging import staged_assets
+from dvd_platform.assets.warehouse import warehouse_assets
 from dvd_platform.io_managers.parquet import ParquetSnapshotIOManager
+from dvd_platform.io_managers.postgres import PostgresWarehouseIOManager
 from dvd_platform.io_managers.raw_s3 import RawS3IOManager
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.resources.spark import SparkResource
+from dvd_platform.resources.warehouse import WarehouseResource
 
 
 def build_resources() -> dict:
@@ -33,17 +37,20 @@ def build_resources() -> dict:
         shuffle_partitions=EnvVar.int("DVD_SPARK_SHUFFLE_PARTITIONS"),
     )
     lake = LakeResource(root=EnvVar("DVD_LAKE_ROOT"))
+    warehouse = WarehouseResource(dsn=EnvVar("DVD_PG_DSN"), scratch_dir=EnvVar("DVD_STAGING_DIR"))
     return {
         "s3": s3,
         "spark": spark,
         "lake": lake,
         "raw_io_manager": RawS3IOManager(s3=s3, staging_dir=EnvVar("DVD_STAGING_DIR")),
+        "warehouse": warehouse,
         "parquet_io_manager": ParquetSnapshotIOManager(lake=lake, spark=spark),
+        "warehouse_io_manager": PostgresWarehouseIOManager(warehouse=warehouse),
     }
 
 
 defs = Definitions(
-    assets=[landing_drops, raw_drops, *staged_assets],
+    assets=[landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
     resources=build_resources(),
     executor=in_process_executor,
 )

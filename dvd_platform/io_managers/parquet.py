@@ -2,14 +2,16 @@
 
 ``handle_output`` replaces exactly the days of the run's partition window
 (atomically per day, see ``LakeResource``); ``load_input`` reads one day or a
-range. An input declared with ``metadata={"history": True}`` gets every day
-from the first partition up to the window's end: the SCD2 dimensions need the
-state of their reference tables *as of* each day, not only that day's changes.
+range. An input declared with ``metadata={"history": "as_of"}`` gets every day
+from the first partition up to the window's end (the SCD2 dimensions need the
+state of their reference tables *as of* each day, not only that day's
+changes); ``"all"`` gets every staged day (type-1 dimensions take each
+member's latest state, so re-running an old day never rolls them back).
 """
 
 from __future__ import annotations
 
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, InputContext, OutputContext, TimeWindow
 
 from dvd_platform.partitions import daily_partitions, window_days
 from dvd_platform.resources.lake import LakeResource
@@ -38,11 +40,13 @@ class ParquetSnapshotIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext):
         asset = context.asset_key.path[-1]
         window = context.asset_partitions_time_window
-        days = window_days(window)
-        history = bool((context.definition_metadata or {}).get("history"))
-        if history:
-            first = daily_partitions.start.date()
-            days = window_days(type(window)(daily_partitions.start, window.end)) if days[0] > first else days
+        history = (context.definition_metadata or {}).get("history")
+        if history == "as_of":
+            days = window_days(TimeWindow(daily_partitions.start, window.end))
+        elif history == "all":
+            days = self.lake.snapshot_days(ZONE, asset)
+        else:
+            days = window_days(window)
         return self.lake.read_days(
-            self.spark.session, ZONE, asset, days, staged_schema(staged_table(asset)), required=not history
+            self.spark.session, ZONE, asset, days, staged_schema(staged_table(asset)), required=history is None
         )

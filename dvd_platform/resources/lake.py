@@ -79,6 +79,11 @@ class LakeResource(ConfigurableResource):
                 found[day] = os.path.realpath(link)
         return found
 
+    def snapshot_days(self, zone: str, asset: str) -> list[date]:
+        """Every day that has a snapshot of ``asset``."""
+        prefix = f"{DAY_COLUMN}="
+        return sorted(date.fromisoformat(p.name[len(prefix):]) for p in self.zone_dir(zone, asset).glob(prefix + "*"))
+
     def read_days(self, spark, zone: str, asset: str, days: list[date], schema, *, required: bool = True):
         """Read the snapshots of ``days`` as one DataFrame with the given schema.
 

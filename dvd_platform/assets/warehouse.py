@@ -1,0 +1,88 @@
+"""Warehouse assets: dimensions, the category bridge and facts, loaded into PostgreSQL.
+
+Spark computes the rows from the staged snapshots; the warehouse IO manager
+loads them (COPY + one transaction per partition window). Dimensions come
+before facts in the graph, and every asset here is daily-partitioned with a
+single-run backfill policy: a range backfill is one Spark pass and one load.
+"""
+
+from dagster import AssetExecutionContext, AssetIn, asset
+
+from dvd_platform.io_managers.postgres import WarehouseLoad
+from dvd_platform.partitions import daily_partitions, single_run, window_days
+from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.spark import SparkResource
+from dvd_platform.transforms import warehouse as T
+from dvd_platform.transforms.schemas import quarantine_schema
+
+AS_OF = {"history": "as_of"}
+ALL_DAYS = {"history": "all"}
+COMMON = dict(
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    io_manager_key="warehouse_io_manager",
+    kinds={"spark", "postgres"},
+    tags={"dvd/engine": "spark"},
+    owners=["team:data-platform"],
+)
+
+
+def _ins(**tables: dict) -> dict[str, AssetIn]:
+    return {name: AssetIn(key=f"stg_{name}", metadata=meta) for name, meta in tables.items()}
+
+
+@asset(ins=_ins(customer=AS_OF, address=AS_OF, city=AS_OF, country=AS_OF), group_name="warehouse", **COMMON)
+def dim_customer(context: AssetExecutionContext, customer, address, city, country) -> WarehouseLoad:
+    """Customers, SCD type 2: a new version when a customer's name, e-mail, address (or its city/country),
+    store or status changes; the first version is valid from -infinity, keys derive from (customer_id, valid_from)."""
+    days = window_days(context.partition_time_window)
+    return WarehouseLoad(T.customer_versions(customer, address, city, country, days))
+
+
+@asset(ins=_ins(film=AS_OF, language=AS_OF, film_category=AS_OF, category=AS_OF), group_name="warehouse", **COMMON)
+def dim_film(context: AssetExecutionContext, film, language, film_category, category) -> WarehouseLoad:
+    """Films, SCD type 2 (title, rates, language, categories, ...), like dim_customer."""
+    days = window_days(context.partition_time_window)
+    return WarehouseLoad(T.film_versions(film, language, film_category, category, days))
+
+
+@asset(ins=_ins(film_category=ALL_DAYS, category=ALL_DAYS), group_name="warehouse", **COMMON)
+def bridge_film_category(film_category, category) -> WarehouseLoad:
+    """Film <-> category bridge with weight 1/n (a film has 1 to 3 categories), for allocating revenue."""
+    return WarehouseLoad(T.bridge_rows(film_category, category))
+
+
+@asset(ins=_ins(store=ALL_DAYS, staff=ALL_DAYS, address=ALL_DAYS, city=ALL_DAYS, country=ALL_DAYS),
+       group_name="warehouse", **COMMON)
+def dim_store(store, staff, address, city, country) -> WarehouseLoad:
+    """Stores (type 1: latest state), with their manager's name and address; store_key = store_id."""
+    return WarehouseLoad(T.store_rows(store, staff, address, city, country))
+
+
+@asset(ins=_ins(staff=ALL_DAYS), group_name="warehouse", **COMMON)
+def dim_staff(staff) -> WarehouseLoad:
+    """Staff (type 1: latest state); staff_key = staff_id."""
+    return WarehouseLoad(T.staff_rows(staff))
+
+
+def _quarantined(spark: SparkResource, lake: LakeResource, table: str, context: AssetExecutionContext) -> int:
+    days = window_days(context.partition_time_window)
+    return lake.read_days(spark.session, "quarantine", f"stg_{table}", days, quarantine_schema(), required=False).count()
+
+
+@asset(ins=_ins(rental={}, inventory=AS_OF), deps=[dim_customer, dim_film, dim_store, dim_staff],
+       group_name="warehouse", **COMMON)
+def fact_rental(context: AssetExecutionContext, rental, inventory, spark: SparkResource, lake: LakeResource) -> WarehouseLoad:
+    """One row per rental, bound to the dimension versions valid at rental time. The store is the
+    inventory item's store (as of the rental's day). Loading a rental completes its late-arriving payments."""
+    return WarehouseLoad(T.rental_rows(rental, inventory), _quarantined(spark, lake, "rental", context))
+
+
+@asset(ins=_ins(payment={}), deps=[fact_rental, dim_customer, dim_staff], group_name="warehouse", **COMMON)
+def fact_payment(context: AssetExecutionContext, payment, spark: SparkResource, lake: LakeResource) -> WarehouseLoad:
+    """One row per payment (the seeds' fact_sales at payment grain), with the rental's role-played
+    date keys, film and store; unknown (-1) until the rental loads, then completed."""
+    return WarehouseLoad(T.payment_rows(payment), _quarantined(spark, lake, "payment", context))
+
+
+warehouse_assets = [dim_customer, dim_film, bridge_film_category, dim_store, dim_staff, fact_rental, fact_payment]
