@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,7 +89,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def _redact(dsn: str) -> str:
-    return " ".join("password=***" if part.startswith("password=") else part for part in dsn.split())
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", dsn)
 
 
 def prepare_dagster_home(home: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from urllib.parse import urlparse
 
 import psycopg2
 import pytest
@@ -13,7 +14,7 @@ from dvd_platform.stack.procs import pid_alive, port_open
 
 
 def _port(dsn: str) -> int:
-    return int(dict(part.split("=", 1) for part in dsn.split())["port"])
+    return urlparse(dsn).port
 
 
 def _live_processes_mentioning(text: str) -> list[str]:

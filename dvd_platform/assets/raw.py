@@ -32,6 +32,9 @@ landing_drops = AssetSpec(
 )
 
 
+HEAD_BYTES = 65536
+
+
 class IncompleteDropError(Exception):
     """A day's drop is missing, incomplete or does not match its manifest."""
 
@@ -46,38 +49,45 @@ def _manifest(client, bucket: str, day) -> dict:
         raise
 
 
-def _verify(client, bucket: str, entry: dict) -> str:
-    """Check one landing object against its manifest entry; return its verified ETag."""
+def _verify(client, bucket: str, entry: dict) -> tuple[str, bool]:
+    """Check one landing object against its manifest entry.
+
+    One ranged GET gives the size (Content-Range), the ETag and the header
+    line. Returns the verified ETag and whether the object holds only its
+    header (judged from the bytes, not from the manifest's row count).
+    """
     key = entry["key"]
     try:
-        head = client.head_object(Bucket=bucket, Key=key)
+        first = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
             raise IncompleteDropError(f"s3://{bucket}/{key} is listed in the manifest but missing") from exc
+        if exc.response["Error"]["Code"] == "InvalidRange":  # a zero-byte object
+            raise IncompleteDropError(f"s3://{bucket}/{key} is empty (not even a header row)") from exc
         raise
-    if head["ContentLength"] != entry["bytes"]:
-        raise IncompleteDropError(
-            f"s3://{bucket}/{key}: {head['ContentLength']} bytes, the manifest says {entry['bytes']}"
-        )
-    etag = head["ETag"].strip('"')
-    if "-" in etag:  # multipart upload: the ETag is not the md5, hash the bytes (streamed)
+    head_bytes = first["Body"].read()
+    content_range = first.get("ContentRange") or ""
+    size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else first["ContentLength"]
+    if size != entry["bytes"]:
+        raise IncompleteDropError(f"s3://{bucket}/{key}: {size} bytes, the manifest says {entry['bytes']}")
+    etag = first["ETag"]
+    md5 = etag.strip('"')
+    if "-" in md5:  # multipart upload: the ETag is not the md5, hash the bytes (streamed)
         digest = hashlib.md5()
-        for chunk in client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].iter_chunks(1 << 20):
+        for chunk in client.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"].iter_chunks(1 << 20):
             digest.update(chunk)
         md5 = digest.hexdigest()
-    else:
-        md5 = etag
     if md5 != entry["md5"]:
         raise IncompleteDropError(f"s3://{bucket}/{key}: md5 {md5}, the manifest says {entry['md5']}")
-    first = client.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535", IfMatch=head["ETag"])["Body"].read()
-    header_line = first.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    header = next(csv.reader(io.StringIO(header_line)), [])
+    header_line, _, rest = head_bytes.partition(b"\n")
+    header = next(csv.reader(io.StringIO(header_line.decode("utf-8", errors="replace").rstrip("\r"))), [])
     table = entry["table"]
     if tuple(header) != TABLES[table].columns:
         raise IncompleteDropError(
             f"s3://{bucket}/{key}: header {header} differs from the {table} contract {list(TABLES[table].columns)}"
         )
-    return head["ETag"]
+    header_only = size <= HEAD_BYTES and not rest.strip()
+    return etag, header_only
 
 
 @multi_asset(
@@ -111,7 +121,9 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
                 f"(expected landing/{table}/dt={day}/{table}.csv)"
             )
         entry = entries[table]
-        etag = _verify(client, s3.landing_bucket, entry)
+        etag, header_only = _verify(client, s3.landing_bucket, entry)
+        if header_only:  # nothing to freeze: the reference says "no rows that day"
+            return RawObject(day.isoformat(), s3.lake_bucket, None, entry["bytes"], entry["md5"], 0)
         lake_key = f"raw/{table}/dt={day}/{table}-{entry['md5']}.csv"
         client.copy_object(
             Bucket=s3.lake_bucket, Key=lake_key,
@@ -132,6 +144,6 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
                 "days": len(objects),
                 "rows": sum(o.rows for o in objects),
                 "bytes": sum(o.bytes for o in objects),
-                "keys": [f"s3://{o.bucket}/{o.key}" for o in objects][:50],
+                "keys": [f"s3://{o.bucket}/{o.key}" for o in objects if o.key][:50],
             },
         )

@@ -31,7 +31,7 @@ from dvd_platform.transforms.staging import SourceFile
 class RawObject:
     day: str
     bucket: str
-    key: str
+    key: str | None  # None: the day's file held only its header, nothing was frozen
     bytes: int
     md5: str
     rows: int
@@ -64,16 +64,21 @@ class RawS3IOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: RawBatch) -> None:
         client = self.s3.get_client()
-        for raw in obj.objects:
+
+        def put(raw: RawObject) -> None:
             body = json.dumps(asdict(raw), sort_keys=True).encode()
             client.put_object(Bucket=self.s3.lake_bucket, Key=ref_key(obj.table, raw.day), Body=body)
 
+        with ThreadPoolExecutor(self.download_workers) as pool:
+            list(pool.map(put, obj.objects))
+
     def load_input(self, context: InputContext) -> list[SourceFile]:
+        """The day files Spark should read (days without rows contribute none)."""
         table = raw_table(context.asset_key.path)
         days = window_days(context.asset_partitions_time_window)
         client = self.s3.get_client()
 
-        def fetch(day: date) -> SourceFile:
+        def fetch(day: date) -> SourceFile | None:
             try:
                 body = client.get_object(Bucket=self.s3.lake_bucket, Key=ref_key(table, day))["Body"].read()
             except ClientError as exc:
@@ -84,13 +89,15 @@ class RawS3IOManager(ConfigurableIOManager):
                     ) from exc
                 raise
             raw = RawObject(**json.loads(body))
+            if raw.key is None:
+                return None
             source = f"s3://{raw.bucket}/{raw.key}"
             if self.read_mode == "s3a":
                 return SourceFile(f"s3a://{raw.bucket}/{raw.key}", day, source)
             return SourceFile(f"file://{self._download(client, raw)}", day, source)
 
         with ThreadPoolExecutor(self.download_workers) as pool:
-            return list(pool.map(fetch, days))
+            return [f for f in pool.map(fetch, days) if f is not None]
 
     def _download(self, client, raw: RawObject) -> Path:
         """Download to ``<staging>/<table>/dt=D/<md5>.csv`` unless already there (md5-keyed, so immutable)."""

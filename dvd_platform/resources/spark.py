@@ -40,6 +40,8 @@ class SparkResource(ConfigurableResource):
             # A whole day's file stays one split, so row order within a split is file order
             # (staging derives line numbers from it).
             "spark.sql.files.maxPartitionBytes": str(2 * 1024**3),
+            # A range reads one directory per day: list them in the driver, not with a Spark job per read.
+            "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
             "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
         }
         if self.master.startswith("local"):

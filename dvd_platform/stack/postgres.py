@@ -59,7 +59,8 @@ def find_pg_bindir() -> Path:
 
 
 def dsn(*, user: str, password: str, port: int, dbname: str, host: str = "127.0.0.1") -> str:
-    return f"host={host} port={port} dbname={dbname} user={user} password={password}"
+    """A libpq URI (no spaces, so stack.env stays sourceable by a shell); passwords are URL-safe tokens."""
+    return f"postgresql://{user}:{password}@{host}:{port}/{dbname}"
 
 
 @dataclass
@@ -216,5 +217,5 @@ class LocalPostgres:
             "DVD_PG_DSN": dsn(user=LOADER_ROLE, password=pw[LOADER_ROLE], port=port, dbname=WAREHOUSE_DB),
             "DVD_PG_ANALYST_DSN": dsn(user=ANALYST_ROLE, password=pw[ANALYST_ROLE], port=port, dbname=WAREHOUSE_DB),
             "DVD_PG_ADMIN_DSN": dsn(user="postgres", password=pw["postgres"], port=port, dbname=WAREHOUSE_DB),
-            "DVD_DAGSTER_PG_URL": f"postgresql://{LOADER_ROLE}:{pw[LOADER_ROLE]}@127.0.0.1:{port}/{DAGSTER_DB}",
+            "DVD_DAGSTER_PG_URL": dsn(user=LOADER_ROLE, password=pw[LOADER_ROLE], port=port, dbname=DAGSTER_DB),
         }

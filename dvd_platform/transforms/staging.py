@@ -71,11 +71,14 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
     file_map = spark.createDataFrame(
         [(f.uri, f.day, f.source_object) for f in files], "file string, dt date, source_object string"
     )
-    text = (
-        spark.read.text([f.uri for f in files])
-        .withColumn("file", F.input_file_name())
-        .withColumn("_id", F.monotonically_increasing_id())
-    )
+    if files:
+        text = (
+            spark.read.text([f.uri for f in files])
+            .withColumn("file", F.input_file_name())
+            .withColumn("_id", F.monotonically_increasing_id())
+        )
+    else:  # no day of the range has rows: the same columns, no rows
+        text = spark.createDataFrame([], "value string, file string, _id long")
     first_ids = text.groupBy("file").agg(F.min("_id").alias("_first"))
     lines = (
         text.join(F.broadcast(first_ids), "file")
