@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -87,3 +88,74 @@ def pagila_landing(settings_env, s3, pagila_dir):
     days = select_days(source)
     result = seed(source, s3, settings_env["DVD_LANDING_BUCKET"], days)
     return source, result
+
+
+@pytest.fixture(scope="session")
+def dagster_instance():
+    """An in-memory Dagster instance for the session (runs and events, no daemon)."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def defs(settings_env):
+    from dvd_platform.definitions import defs
+
+    return defs
+
+
+@pytest.fixture(scope="session")
+def run_range(defs, dagster_instance):
+    """Materialize a selection over a day range through Dagster; returns the RunSummary."""
+    from dvd_platform.runner import materialize_range
+
+    def run(start, end, selection=None):
+        return materialize_range(defs, start, end, selection, instance=dagster_instance)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def pagila_loaded(pagila_landing, run_range):
+    """The whole pagila range through the whole graph, in one run (a single-run backfill)."""
+    source, _ = pagila_landing
+    first, last = source.day_range()
+    summary = run_range(first, last)
+    assert summary.ok, summary.lines()
+    return first, last, summary
+
+
+@pytest.fixture(scope="session")
+def truth(pagila_dir):
+    from dvd_platform_tests.pagila_truth import compute
+
+    return compute(pagila_dir)
+
+
+@pytest.fixture(scope="session")
+def spark(stack):
+    """The session's SparkSession (the same one the in-process runs use)."""
+    from pyspark.sql import SparkSession
+
+    from dvd_platform.resources.spark import SparkResource
+
+    resource = SparkResource()
+    builder = SparkSession.builder
+    for key, value in resource.spark_config().items():
+        builder = builder.config(key, value)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return builder.getOrCreate()
+
+
+@pytest.fixture
+def pg(settings_env):
+    """A loader connection to the session warehouse (UTC)."""
+    import psycopg2
+
+    conn = psycopg2.connect(settings_env["DVD_PG_DSN"], options="-c timezone=UTC")
+    conn.autocommit = True
+    yield conn
+    conn.close()

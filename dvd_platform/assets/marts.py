@@ -19,7 +19,7 @@ MART_COMMON = dict(
 
 def _run(context: AssetExecutionContext, warehouse: WarehouseResource, name: str) -> MaterializeResult:
     days = window_days(context.partition_time_window)
-    result = warehouse.run_sql_load(name, Window(days[0], days[-1]), context.run_id)
+    result = warehouse.run_sql_load(name, Window(days[0], days[-1]), context.run.run_id)
     return MaterializeResult(metadata={"table": f"dw.{name}", "rows": result.rows_loaded,
                                        "load_seconds": round(result.seconds, 3)})
 
