@@ -99,48 +99,130 @@ def prepare_dagster_home(home: Path) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Stack up, seed, then `dagster dev` in the foreground; Ctrl-C stops everything."""
+    """Stack up, seed, then `dagster dev` in the foreground; Ctrl-C or SIGTERM stops everything.
+
+    A stop request never interrupts a step half-way (a half-started stack could leak a
+    server): it is forwarded to the running child (the seeder, `dagster dev`) and checked
+    between steps. `dagster dev` runs in its own process group (its webserver, daemon, code
+    server and runs inherit it), so whatever it leaves behind is waited for, then ended,
+    before the stack goes down: nothing outlives `up`.
+    """
+    import time
+
     from dvd_platform.stack import Stack
 
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    stop_requested = False
+    current: subprocess.Popen | None = None  # the child a stop request is forwarded to
+
+    def on_signal(signum, _frame):
+        nonlocal stop_requested
+        stop_requested = True
+        if current is not None and current.poll() is None:
+            current.send_signal(signal.SIGTERM)  # dagster dev then stops its webserver, daemon and code server
+
+    def start(argv: list[str], **kwargs) -> subprocess.Popen:
+        """Popen with stop signals held, so a stop request always finds the child in `current`."""
+        nonlocal current
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        try:
+            current = subprocess.Popen(argv, **kwargs)
+            return current
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # a pending request is delivered here
+
+    def child_setup() -> None:
+        # dagster dev ignores SIGINT/SIGTERM when SIGINT is ignored (a background job): reset it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        os.setpgid(0, 0)
+
+    def group_alive(pgid: int) -> bool:
+        """True while a non-zombie process of the group is alive."""
+        proc = Path("/proc")
+        if not proc.is_dir():
+            try:
+                os.killpg(pgid, 0)
+                return True
+            except ProcessLookupError:
+                return False
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                except OSError:
+                    continue
+                if fields[0] != "Z" and int(fields[2]) == pgid:
+                    return True
+        return False
+
+    def end_group(pgid: int) -> None:
+        """Give dagster dev's leftovers (its code server exits a moment after it) time, then end them."""
+        for sig, grace in ((None, 15.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            if sig is not None:
+                try:
+                    os.killpg(pgid, sig)
+                except ProcessLookupError:
+                    return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if not group_alive(pgid):
+                    return
+                time.sleep(0.1)
+
+    def stop_child(child: subprocess.Popen | None) -> None:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
     stack = Stack()
-    values = stack.up()
-    os.environ.update({k: v for k, v in values.items() if k not in os.environ})
-    prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
-    seeder = None
-    if not args.no_seed:
-        seed_argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale)]
-        for flag, value in (("--source", args.source), ("--days", args.days), ("--from", args.start),
-                            ("--to", args.end), ("--drip", args.drip or None)):
-            if value is not None:
-                seed_argv += [flag, str(value)]
-        if args.drip:
-            seeder = subprocess.Popen(seed_argv)  # drips while the UI runs
-        else:
-            subprocess.run(seed_argv, check=True)
-    url = f"http://127.0.0.1:{args.port}"
-    print(f"\nDagster UI: {url}\n  First: open Assets > View lineage, pick stg_rental, Materialize a day; "
-          "or Automation to see the landing sensor pick up new drops.\n", flush=True)
-    dagster = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
-         "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
-        cwd=settings.PROJECT_ROOT,
-        # dagster dev ignores SIGINT/SIGTERM when started from a background job: reset SIGINT.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-    def forward(signum, _frame):
-        dagster.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    seeder: subprocess.Popen | None = None
+    dagster: subprocess.Popen | None = None
+    code = 0
     try:
-        code = dagster.wait()
+        values = stack.up()
+        os.environ.update({k: v for k, v in values.items() if k not in os.environ})
+        prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+        if not args.no_seed and not stop_requested:
+            seed_argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale),
+                         "--seed", str(args.seed)]
+            for flag, value in (("--source", args.source), ("--days", args.days), ("--from", args.start),
+                                ("--to", args.end), ("--drip", args.drip or None)):
+                if value is not None:
+                    seed_argv += [flag, str(value)]
+            seeder = start(seed_argv)
+            if not args.drip:  # with --drip it keeps uploading while the UI runs
+                if seeder.wait() != 0 and not stop_requested:
+                    raise RuntimeError(f"seeding failed (exit code {seeder.returncode}); the stack is stopped")
+        if not stop_requested:
+            print(f"\nDagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and the stack)\n"
+                  "  First: Assets > select raw_rental and stg_rental > Materialize selected > pick a seeded day "
+                  "> Launch;\n  then select all assets > Materialize > a range of days (one run for the range).\n",
+                  flush=True)
+            dagster = start(
+                [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
+                 "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
+                cwd=settings.PROJECT_ROOT, preexec_fn=child_setup,
+            )
+            code = dagster.wait()
     finally:
-        if seeder and seeder.poll() is None:
-            seeder.terminate()
-            seeder.wait()
-        stack.down()
-        print("stopped: dagster, stack")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below always runs to its end
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stop_child(dagster)
+            if dagster is not None:
+                end_group(dagster.pid)
+            stop_child(seeder)
+            stack.down()
+            print("stopped: dagster, stack", flush=True)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 

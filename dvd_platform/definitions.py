@@ -15,6 +15,7 @@ from dvd_platform.assets.marts import mart_assets
 from dvd_platform.assets.raw import landing_drops, raw_drops
 from dvd_platform.assets.staging import staged_assets
 from dvd_platform.assets.warehouse import warehouse_assets
+from dvd_platform.checks.declarative import load_sql_checks
 from dvd_platform.io_managers.parquet import ParquetSnapshotIOManager
 from dvd_platform.io_managers.postgres import PostgresWarehouseIOManager
 from dvd_platform.io_managers.raw_s3 import RawS3IOManager
@@ -51,6 +52,7 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=[landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
+    asset_checks=load_sql_checks(),
     resources=build_resources(),
     executor=in_process_executor,
 )

@@ -40,6 +40,8 @@ ENV_VARS: dict[str, str] = {
     "DVD_SPARK_MASTER": "spark.master (default local[2]; spark://host:7077, yarn, k8s://... on a cluster).",
     "DVD_SPARK_DRIVER_MEMORY": "spark.driver.memory (default 2g).",
     "DVD_SPARK_SHUFFLE_PARTITIONS": "spark.sql.shuffle.partitions (default 4: sized for a day of data on 2 cores).",
+    "DVD_QUARANTINE_ERROR_RATIO": "Quarantined/read rows above which the quarantine check is an ERROR (default 0.05).",
+    "DVD_FRESHNESS_LAG_DAYS": "Days the newest loaded payment day may lag today before the freshness check warns (default 2).",
     "DVD_PARTITIONS_START": "First day of the daily partitions (default 2022-01-01).",
     "DVD_STATE_DIR": "Where the local stack keeps its state (default .dvd in the project).",
     "DAGSTER_HOME": "Dagster instance directory (local default .dvd/dagster_home).",

@@ -7,8 +7,19 @@ line number and reason; the asset still materializes the good rows.
 """
 
 
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, TableColumn, TableSchema, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    MetadataValue,
+    Output,
+    TableColumn,
+    TableSchema,
+    asset,
+)
 
+from dvd_platform.checks.staged import FOREIGN_KEYS, run_staged_checks, staged_check_specs
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
@@ -43,6 +54,9 @@ def build_staged_asset(table: str) -> AssetsDefinition:
         description=f"{table} rows of each day, typed (explicit schema, timestamps in UTC), trimmed and "
         f"de-duplicated on the primary key (latest last_update wins); bad rows are quarantined.",
         metadata={"table_contract": STAGED_TYPES[table]},
+        check_specs=staged_check_specs(table),
+        # Foreign-key checks read the referenced staged tables: stage those first.
+        deps=[AssetKey(f"stg_{fk.table}") for fk in FOREIGN_KEYS.get(table, ())],
     )
     def staged(context: AssetExecutionContext, raw: list, spark: SparkResource, lake: LakeResource):
         result = stage_table(spark.session, table, raw)
@@ -75,6 +89,9 @@ def build_staged_asset(table: str) -> AssetsDefinition:
                     "preview": MetadataValue.md(_preview(result.staged)),
                 },
             )
+            # The snapshot is written (the IO manager ran on the yield): check what was written.
+            snapshots = lake.day_paths("staged", f"stg_{table}", days)
+            yield from run_staged_checks(table, result.staged, counts, days, lake, snapshots)
         finally:
             result.annotated.unpersist()
 

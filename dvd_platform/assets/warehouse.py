@@ -6,12 +6,18 @@ before facts in the graph, and every asset here is daily-partitioned with a
 single-run backfill policy: a range backfill is one Spark pass and one load.
 """
 
-from dagster import AssetExecutionContext, AssetIn, asset
+from decimal import Decimal
+
+from dagster import AssetExecutionContext, AssetIn, Output, asset
+from pyspark.sql import functions as F
+
+from dvd_platform.checks.warehouse import fact_checks, scd2_check, warehouse_check_specs
 
 from dvd_platform.io_managers.postgres import WarehouseLoad
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
+from dvd_platform.resources.warehouse import Window, WarehouseResource
 from dvd_platform.transforms import warehouse as T
 from dvd_platform.transforms.schemas import quarantine_schema
 
@@ -31,19 +37,23 @@ def _ins(**tables: dict) -> dict[str, AssetIn]:
     return {name: AssetIn(key=f"stg_{name}", metadata=meta) for name, meta in tables.items()}
 
 
-@asset(ins=_ins(customer=AS_OF, address=AS_OF, city=AS_OF, country=AS_OF), group_name="warehouse", **COMMON)
-def dim_customer(context: AssetExecutionContext, customer, address, city, country) -> WarehouseLoad:
+@asset(ins=_ins(customer=AS_OF, address=AS_OF, city=AS_OF, country=AS_OF), group_name="warehouse",
+       check_specs=warehouse_check_specs("dim_customer"), **COMMON)
+def dim_customer(context: AssetExecutionContext, customer, address, city, country, warehouse: WarehouseResource):
     """Customers, SCD type 2: a new version when a customer's name, e-mail, address (or its city/country),
     store or status changes; the first version is valid from -infinity, keys derive from (customer_id, valid_from)."""
     days = window_days(context.partition_time_window)
-    return WarehouseLoad(T.customer_versions(customer, address, city, country, days))
+    yield Output(WarehouseLoad(T.customer_versions(customer, address, city, country, days)))
+    yield scd2_check(warehouse, "dim_customer")
 
 
-@asset(ins=_ins(film=AS_OF, language=AS_OF, film_category=AS_OF, category=AS_OF), group_name="warehouse", **COMMON)
-def dim_film(context: AssetExecutionContext, film, language, film_category, category) -> WarehouseLoad:
+@asset(ins=_ins(film=AS_OF, language=AS_OF, film_category=AS_OF, category=AS_OF), group_name="warehouse",
+       check_specs=warehouse_check_specs("dim_film"), **COMMON)
+def dim_film(context: AssetExecutionContext, film, language, film_category, category, warehouse: WarehouseResource):
     """Films, SCD type 2 (title, rates, language, categories, ...), like dim_customer."""
     days = window_days(context.partition_time_window)
-    return WarehouseLoad(T.film_versions(film, language, film_category, category, days))
+    yield Output(WarehouseLoad(T.film_versions(film, language, film_category, category, days)))
+    yield scd2_check(warehouse, "dim_film")
 
 
 @asset(ins=_ins(film_category=ALL_DAYS, category=ALL_DAYS), group_name="warehouse", **COMMON)
@@ -70,19 +80,33 @@ def _quarantined(spark: SparkResource, lake: LakeResource, table: str, context: 
     return lake.read_days(spark.session, "quarantine", f"stg_{table}", days, quarantine_schema(), required=False).count()
 
 
+def _window(context: AssetExecutionContext) -> Window:
+    days = window_days(context.partition_time_window)
+    return Window(days[0], days[-1])
+
+
 @asset(ins=_ins(rental={}, inventory=AS_OF), deps=[dim_customer, dim_film, dim_store, dim_staff],
-       group_name="warehouse", **COMMON)
-def fact_rental(context: AssetExecutionContext, rental, inventory, spark: SparkResource, lake: LakeResource) -> WarehouseLoad:
+       group_name="warehouse", check_specs=warehouse_check_specs("fact_rental"), **COMMON)
+def fact_rental(context: AssetExecutionContext, rental, inventory, spark: SparkResource, lake: LakeResource,
+                warehouse: WarehouseResource):
     """One row per rental, bound to the dimension versions valid at rental time. The store is the
     inventory item's store (as of the rental's day). Loading a rental completes its late-arriving payments."""
-    return WarehouseLoad(T.rental_rows(rental, inventory), _quarantined(spark, lake, "rental", context))
+    per_day = {r["dt"]: r["count"] for r in rental.groupBy("dt").count().collect()}
+    yield Output(WarehouseLoad(T.rental_rows(rental, inventory), _quarantined(spark, lake, "rental", context)))
+    yield from fact_checks(warehouse, "fact_rental", _window(context), sum(per_day.values()), per_day)
 
 
-@asset(ins=_ins(payment={}), deps=[fact_rental, dim_customer, dim_staff], group_name="warehouse", **COMMON)
-def fact_payment(context: AssetExecutionContext, payment, spark: SparkResource, lake: LakeResource) -> WarehouseLoad:
+@asset(ins=_ins(payment={}), deps=[fact_rental, dim_customer, dim_staff], group_name="warehouse",
+       check_specs=warehouse_check_specs("fact_payment"), **COMMON)
+def fact_payment(context: AssetExecutionContext, payment, spark: SparkResource, lake: LakeResource,
+                 warehouse: WarehouseResource):
     """One row per payment (the seeds' fact_sales at payment grain), with the rental's role-played
     date keys, film and store; unknown (-1) until the rental loads, then completed."""
-    return WarehouseLoad(T.payment_rows(payment), _quarantined(spark, lake, "payment", context))
+    stats = payment.groupBy("dt").agg(F.count(F.lit(1)).alias("n"), F.sum("amount").alias("amount")).collect()
+    per_day = {r["dt"]: r["n"] for r in stats}
+    amount = sum((r["amount"] for r in stats if r["amount"] is not None), Decimal(0))
+    yield Output(WarehouseLoad(T.payment_rows(payment), _quarantined(spark, lake, "payment", context)))
+    yield from fact_checks(warehouse, "fact_payment", _window(context), sum(per_day.values()), per_day, amount)
 
 
 warehouse_assets = [dim_customer, dim_film, bridge_film_category, dim_store, dim_staff, fact_rental, fact_payment]

@@ -1,0 +1,1 @@
+"""Data-quality gates: staged checks (Spark), warehouse checks (SQL) and declarative SQL checks."""

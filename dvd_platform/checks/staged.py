@@ -1,0 +1,199 @@
+"""Checks on staged snapshots, computed with Spark on the rows the staging step just produced.
+
+ERROR checks are blocking: a failure stops the warehouse assets of those days in the same run
+(and automation waits for a passing evaluation). Known quirks of real data are WARN.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from dvd_platform.checks.results import result, spec
+from dvd_platform.resources.lake import LakeResource
+from dvd_platform.seed.tables import TABLES
+from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
+
+ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
+
+#: Columns a row is useless without (besides its key).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "rental": ("rental_date", "inventory_id", "customer_id", "staff_id"),
+    "payment": ("customer_id", "staff_id", "amount", "payment_date"),
+    "customer": ("store_id", "first_name", "last_name", "address_id"),
+    "address": ("address", "city_id"),
+    "city": ("city", "country_id"),
+    "country": ("country",),
+    "film": ("title", "language_id", "rental_duration", "rental_rate", "replacement_cost"),
+    "language": ("name",),
+    "category": ("name",),
+    "film_category": (),
+    "inventory": ("film_id", "store_id"),
+    "store": ("address_id",),
+    "staff": ("first_name", "last_name", "store_id"),
+}
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    column: str
+    table: str  # referenced staged table (its primary key column has the same name)
+    severity: AssetCheckSeverity = ERROR
+
+
+FOREIGN_KEYS: dict[str, tuple[ForeignKey, ...]] = {
+    "rental": (ForeignKey("inventory_id", "inventory"), ForeignKey("customer_id", "customer"),
+               ForeignKey("staff_id", "staff")),
+    # A payment may land before its rental (late-arriving; completed by the warehouse): WARN.
+    "payment": (ForeignKey("customer_id", "customer"), ForeignKey("rental_id", "rental", WARN)),
+    "inventory": (ForeignKey("film_id", "film"), ForeignKey("store_id", "store")),
+}
+
+#: Value ranges: (check name, SQL condition a valid row satisfies, severity).
+RANGES: dict[str, tuple[tuple[str, str, AssetCheckSeverity], ...]] = {
+    "payment": (("amount_not_negative", "amount >= 0", ERROR), ("amount_not_zero", "amount <> 0", WARN)),
+    "film": (("rates_and_length_positive", "rental_rate > 0 AND replacement_cost > 0 AND length > 0", ERROR),),
+    "rental": (("returned", "return_date IS NOT NULL", WARN),),
+}
+
+
+def staged_check_specs(table: str) -> list[AssetCheckSpec]:
+    asset = f"stg_{table}"
+    specs = [
+        spec(asset, "primary_key", f"{', '.join(TABLES[table].primary_key)} unique and not null per day"),
+        spec(asset, "schema_contract", "the snapshot's Parquet schema has exactly the contract's columns"),
+        spec(asset, "quarantine_ratio", "quarantined / input rows: ERROR above the threshold "
+             "(DVD_QUARANTINE_ERROR_RATIO, default 0.05), WARN above zero"),
+    ]
+    if REQUIRED[table]:
+        specs.append(spec(asset, "required_columns", f"not null: {', '.join(REQUIRED[table])}"))
+    for fk in FOREIGN_KEYS.get(table, ()):
+        specs.append(spec(asset, f"fk_{fk.column}", f"{fk.column} resolves to a staged {fk.table} "
+                          f"({fk.severity.value})", blocking=fk.severity == ERROR))
+    for name, condition, severity in RANGES.get(table, ()):
+        specs.append(spec(asset, name, f"{condition} ({severity.value})", blocking=severity == ERROR))
+    if TABLES[table].is_event:
+        specs.append(spec(asset, "event_time_in_partition", f"{TABLES[table].event_column} falls on the partition's UTC day"))
+    if table == "rental":
+        specs.append(spec(asset, "return_after_rental", "return_date >= rental_date"))
+    if table == "payment":
+        specs.append(spec(asset, "paid_before_rental", "payments dated before their rental (a known pagila quirk, WARN)",
+                          blocking=False))
+    return specs
+
+
+def _sample(df: DataFrame, condition, columns: list[str]) -> list:
+    return df.where(condition).select(*columns).limit(10).collect()
+
+
+def run_staged_checks(table: str, staged: DataFrame, counts: dict, days: list[date], lake: LakeResource,
+                      snapshot_paths: dict[date, str]) -> list[AssetCheckResult]:
+    """Evaluate every check of ``stg_<table>`` over the window's staged rows."""
+    spark = staged.sparkSession
+    spec_ = TABLES[table]
+    key_cols = list(spec_.primary_key)
+    show = list(dict.fromkeys(key_cols + [c for c in STAGED_TYPES[table] if c != "last_update"][:6] + ["dt"]))
+    results: list[AssetCheckResult] = []
+
+    # One aggregation pass for every row-level condition.
+    conditions = {"null_key": " OR ".join(f"{k} IS NULL" for k in key_cols)}
+    if REQUIRED[table]:
+        conditions["required"] = " OR ".join(f"{c} IS NULL" for c in REQUIRED[table])
+    for name, condition, _ in RANGES.get(table, ()):
+        conditions[name] = f"NOT ({condition})"
+    if spec_.is_event:
+        conditions["event_day"] = f"to_date({spec_.event_column}) <> dt"
+    if table == "rental":
+        conditions["return_order"] = "return_date < rental_date"
+    row = staged.agg(*[F.sum(F.when(F.expr(c), 1).otherwise(0)).alias(n) for n, c in conditions.items()]).collect()[0]
+    offending = {n: row[n] or 0 for n in conditions}
+
+    duplicates = staged.groupBy(*key_cols, "dt").count().where("count > 1")
+    n_dup = duplicates.count()
+    pk_bad = offending["null_key"] + n_dup
+    results.append(result(
+        "primary_key", pk_bad, severity=ERROR,
+        query=f"SELECT {', '.join(key_cols)}, dt, count(*) FROM stg_{table} GROUP BY {', '.join(key_cols)}, dt "
+              f"HAVING count(*) > 1 -- plus rows where {conditions['null_key']}",
+        samples=(duplicates.limit(10).collect() if n_dup else _sample(staged, F.expr(conditions["null_key"]), show)),
+    ))
+    if "required" in conditions:
+        results.append(result("required_columns", offending["required"], severity=ERROR,
+                              query=f"SELECT * FROM stg_{table} WHERE {conditions['required']}",
+                              samples=_sample(staged, F.expr(conditions["required"]), show) if offending["required"] else None))
+    for name, condition, severity in RANGES.get(table, ()):
+        n = offending[name]
+        results.append(result(name, n, severity=severity, query=f"SELECT * FROM stg_{table} WHERE NOT ({condition})",
+                              samples=_sample(staged, F.expr(conditions[name]), show) if n else None))
+    if "event_day" in conditions:
+        n = offending["event_day"]
+        results.append(result("event_time_in_partition", n, severity=ERROR,
+                              query=f"SELECT * FROM stg_{table} WHERE {conditions['event_day']}",
+                              samples=_sample(staged, F.expr(conditions["event_day"]), show) if n else None))
+    if table == "rental":
+        n = offending["return_order"]
+        results.append(result("return_after_rental", n, severity=ERROR,
+                              query="SELECT * FROM stg_rental WHERE return_date < rental_date",
+                              samples=_sample(staged, F.expr(conditions["return_order"]), show) if n else None))
+
+    history_days = _days_until(lake, max(days))
+    for fk in FOREIGN_KEYS.get(table, ()):
+        referenced = lake.read_days(spark, "staged", f"stg_{fk.table}", history_days(fk.table),
+                                    staged_schema(fk.table), required=False).select(fk.column).distinct()
+        orphans = staged.where(F.col(fk.column).isNotNull()).join(referenced, fk.column, "left_anti")
+        n = orphans.count()
+        results.append(result(
+            f"fk_{fk.column}", n, severity=fk.severity,
+            query=f"SELECT * FROM stg_{table} t WHERE NOT EXISTS (SELECT 1 FROM stg_{fk.table} r "
+                  f"WHERE r.{fk.column} = t.{fk.column} AND r.dt <= <last day>)",
+            samples=orphans.select(*show).limit(10).collect() if n else None,
+        ))
+    if table == "payment":
+        rentals = lake.read_days(spark, "staged", "stg_rental", history_days("rental"), staged_schema("rental"),
+                                 required=False).select("rental_id", "rental_date")
+        early = staged.join(rentals, "rental_id").where(F.col("payment_date") < F.col("rental_date"))
+        n = early.count()
+        results.append(result("paid_before_rental", n, severity=WARN,
+                              query="SELECT p.* FROM stg_payment p JOIN stg_rental r USING (rental_id) "
+                                    "WHERE p.payment_date < r.rental_date",
+                              samples=early.select(*show, "rental_date").limit(10).collect() if n else None))
+
+    results.append(_schema_check(spark, table, snapshot_paths))
+    results.append(_quarantine_check(counts))
+    return results
+
+
+def _days_until(lake: LakeResource, last: date):
+    def days(table: str) -> list[date]:
+        return [d for d in lake.snapshot_days("staged", f"stg_{table}") if d <= last]
+    return days
+
+
+def _schema_check(spark, table: str, snapshot_paths: dict[date, str]) -> AssetCheckResult:
+    """Read the written Parquet's own schema (no schema imposed) and compare with the contract."""
+    expected = list(STAGED_TYPES[table]) + ["dt"]
+    written = [p for p in snapshot_paths.values() if any(f.endswith(".parquet") for f in os.listdir(p))]
+    actual = spark.read.parquet(written[0]).columns if written else expected
+    missing = [c for c in expected if c not in actual]
+    added = [c for c in actual if c not in expected]
+    return result("schema_contract", len(missing) + len(added), severity=ERROR,
+                  query=f"parquet schema of {written[0] if written else '(no rows written)'}",
+                  missing_columns=", ".join(missing) or "none", added_columns=", ".join(added) or "none")
+
+
+def _quarantine_check(counts: dict) -> AssetCheckResult:
+    threshold = float(os.environ.get("DVD_QUARANTINE_ERROR_RATIO", "0.05"))
+    rows_in = sum(c["rows_in"] for c in counts.values())
+    quarantined = sum(c["rows_quarantined"] for c in counts.values())
+    ratio = quarantined / rows_in if rows_in else 0.0
+    worst = max(((d, c["rows_quarantined"] / c["rows_in"]) for d, c in counts.items() if c["rows_in"]),
+                key=lambda x: x[1], default=(None, 0.0))
+    severity = ERROR if worst[1] > threshold else WARN
+    return result("quarantine_ratio", quarantined, severity=severity, passed=quarantined == 0,
+                  query="rows quarantined / rows read, per day", ratio=round(ratio, 6), threshold=threshold,
+                  worst_day=str(worst[0]), worst_day_ratio=round(worst[1], 6))
