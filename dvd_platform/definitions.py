@@ -16,6 +16,7 @@ from dvd_platform.assets.raw import landing_drops, raw_drops
 from dvd_platform.assets.staging import staged_assets
 from dvd_platform.assets.warehouse import warehouse_assets
 from dvd_platform.checks.declarative import load_sql_checks
+from dvd_platform.jobs import daily_pipeline
 from dvd_platform.io_managers.parquet import ParquetSnapshotIOManager
 from dvd_platform.io_managers.postgres import PostgresWarehouseIOManager
 from dvd_platform.io_managers.raw_s3 import RawS3IOManager
@@ -23,6 +24,8 @@ from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.resources.spark import SparkResource
 from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.schedules import daily_catch_up
+from dvd_platform.sensors import audit_failed_runs, landing_sensor
 
 
 def build_resources() -> dict:
@@ -53,6 +56,9 @@ def build_resources() -> dict:
 defs = Definitions(
     assets=[landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
     asset_checks=load_sql_checks(),
+    jobs=[daily_pipeline],
+    sensors=[landing_sensor, audit_failed_runs],
+    schedules=[daily_catch_up],
     resources=build_resources(),
     executor=in_process_executor,
 )

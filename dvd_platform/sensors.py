@@ -1,0 +1,113 @@
+"""Sensors: new landing drops start runs; failed runs are written to the audit log.
+
+The landing sensor lists only ``landing/_manifests/`` (one object per day, written last), so a
+tick stays cheap however many data objects land. A run key is the manifest's key and ETag:
+re-listing never re-runs a day, and a corrected re-drop of an old day (new ETag) does.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+from dagster_aws.s3.sensor import get_objects
+
+from dvd_platform.jobs import daily_pipeline
+from dvd_platform.resources.s3 import S3Buckets
+from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.settings import MANIFEST_PREFIX
+
+#: S3 LastModified has 1 s resolution and clocks drift: look back this far and dedupe by ETag.
+LOOKBACK = timedelta(minutes=5)
+
+
+def manifest_day(key: str) -> str | None:
+    """``landing/_manifests/dt=2022-02-14/manifest.json`` -> ``2022-02-14`` (None for other keys)."""
+    parts = key.split("/")
+    if len(parts) == 4 and parts[2].startswith("dt=") and parts[3] == "manifest.json":
+        return parts[2][3:]
+    return None
+
+
+def evaluate_landing(objects: list[dict], cursor: str | None) -> tuple[list[RunRequest], str]:
+    """New or changed manifests since the cursor -> run requests, and the next cursor.
+
+    Cursor: the newest LastModified seen, plus the ETags of manifests modified within
+    LOOKBACK of it (so a manifest written in the same second as the high-water mark, or
+    listed late, is neither missed nor repeated).
+    """
+    state = json.loads(cursor) if cursor else {"high_water": None, "recent": {}}
+    high_water = datetime.fromisoformat(state["high_water"]) if state["high_water"] else None
+    recent: dict[str, str] = state["recent"]
+    requests = []
+    for obj in objects:
+        key, etag, modified = obj["Key"], obj["ETag"].strip('"'), obj["LastModified"]
+        day = manifest_day(key)
+        if day is None:
+            continue
+        is_new = high_water is None or modified > high_water or recent.get(key) != etag
+        if modified < (high_water or modified) - LOOKBACK:
+            is_new = False  # older than the look-back window: already handled
+        if is_new:
+            requests.append(RunRequest(run_key=f"{key}:{etag}", partition_key=day, tags={"dvd/manifest_etag": etag}))
+        high_water = max(high_water or modified, modified)
+        recent[key] = etag
+    if high_water:
+        modified_of = {o["Key"]: o["LastModified"] for o in objects}
+        recent = {k: e for k, e in recent.items() if k in modified_of and modified_of[k] >= high_water - LOOKBACK}
+    return requests, json.dumps({"high_water": high_water.isoformat() if high_water else None, "recent": recent})
+
+
+@sensor(job=daily_pipeline, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+        description="Requests a daily_pipeline run for each day whose manifest appears or changes in landing.")
+def landing_sensor(context: SensorEvaluationContext, s3: S3Buckets):
+    state = json.loads(context.cursor) if context.cursor else {"high_water": None}
+    since = datetime.fromisoformat(state["high_water"]) - LOOKBACK if state["high_water"] else None
+    objects = get_objects(s3.landing_bucket, prefix=f"{MANIFEST_PREFIX}/", since_last_modified=since,
+                          client=s3.get_client())
+    requests, cursor = evaluate_landing(objects, context.cursor)
+    if not requests:
+        return SensorResult(skip_reason=SkipReason(f"no new or changed manifest under s3://{s3.landing_bucket}/"
+                                                   f"{MANIFEST_PREFIX}/"), cursor=cursor)
+    return SensorResult(run_requests=requests, cursor=cursor)
+
+
+@run_failure_sensor(monitored_jobs=None, default_status=DefaultSensorStatus.RUNNING,
+                    description="Writes failed runs (per asset and partition range) to dw_audit.load_log.")
+def audit_failed_runs(context: RunFailureSensorContext, warehouse: WarehouseResource):
+    """Steps that failed before reaching the warehouse IO manager (Spark errors, blocking checks,
+    missing files) still leave a failure row in the audit log; the IO manager logs its own."""
+    run = context.dagster_run
+    if run.status != DagsterRunStatus.FAILURE:
+        return
+    tags = run.tags
+    start = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    end = tags.get("dagster/asset_partition_range_end") or start
+    failed_steps = [e.step_key for e in context.get_step_failure_events()]
+    error = context.failure_event.message or "run failed"
+    conn = warehouse.connect()
+    try:
+        with conn.cursor() as cur:
+            for step in failed_steps or ["(run)"]:
+                cur.execute(
+                    """INSERT INTO dw_audit.load_log (run_id, asset, partition_start, partition_end, started_at,
+                           finished_at, status, error)
+                       SELECT %s, %s, %s, %s, now(), now(), 'failure', %s
+                        WHERE NOT EXISTS (SELECT 1 FROM dw_audit.load_log
+                                           WHERE run_id = %s AND asset = %s AND status = 'failure')""",
+                    (run.run_id, step, start, end, error[:4000], run.run_id, step),
+                )
+        conn.commit()
+    finally:
+        conn.close()

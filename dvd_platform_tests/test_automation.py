@@ -1,0 +1,91 @@
+"""The landing sensor and the daily schedule, evaluated daemon-less against the real S3 endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+
+import pytest
+from dagster import AssetMaterialization, DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+
+from dvd_platform.resources.s3 import S3Buckets
+from dvd_platform.schedules import daily_catch_up
+from dvd_platform.sensors import landing_sensor, manifest_day
+from dvd_platform_tests.crafted import drop
+
+
+@pytest.fixture
+def sensor_bucket(s3, settings_env):
+    """A landing bucket of the test's own, so only its drops are listed."""
+    name = f"sensor-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=name)
+    resource = S3Buckets(endpoint_url=settings_env["DVD_S3_ENDPOINT_URL"], landing_bucket=name,
+                         lake_bucket=settings_env["DVD_LAKE_BUCKET"])
+    return name, resource
+
+
+def _rental(rental_id: int, ts: str) -> list[str]:
+    return [str(rental_id), ts, "1", "1", "", "1", ts]
+
+
+def _tick(resource: S3Buckets, cursor: str | None):
+    context = build_sensor_context(cursor=cursor, resources={"s3": resource})
+    result = landing_sensor(context)
+    return result.run_requests or [], result.cursor, result.skip_reason
+
+
+def test_three_days_three_runs_then_none_then_a_redrop(sensor_bucket, s3):
+    bucket, resource = sensor_bucket
+    days = [date(2022, 11, 1), date(2022, 11, 2), date(2022, 11, 3)]
+    drop(s3, bucket, {d: {"rental": [_rental(700000 + i, f"{d} 10:00:00+00")]} for i, d in enumerate(days)})
+    requests, cursor, _ = _tick(resource, None)
+    assert sorted(r.partition_key for r in requests) == [d.isoformat() for d in days]
+    assert len({r.run_key for r in requests}) == 3
+    again, cursor2, skip = _tick(resource, cursor)
+    assert again == [] and skip is not None  # a re-list never re-runs a day
+    # Re-seeding identical bytes changes nothing either (same ETag).
+    drop(s3, bucket, {days[1]: {"rental": [_rental(700001, f"{days[1]} 10:00:00+00")]}})
+    same, cursor3, _ = _tick(resource, cursor2)
+    assert same == [] or all(r.run_key in {x.run_key for x in requests} for r in same)
+    # A corrected re-drop of day 1 (new content, new ETag) runs again.
+    drop(s3, bucket, {days[0]: {"rental": [_rental(700000, f"{days[0]} 11:00:00+00")]}})
+    redrop, _, _ = _tick(resource, cursor3)
+    assert [r.partition_key for r in redrop] == [days[0].isoformat()]
+    assert redrop[0].run_key not in {r.run_key for r in requests}
+
+
+def test_days_arriving_out_of_order_are_all_caught(sensor_bucket, s3):
+    bucket, resource = sensor_bucket
+    drop(s3, bucket, {date(2022, 11, 10): {}})
+    requests, cursor, _ = _tick(resource, None)
+    assert [r.partition_key for r in requests] == ["2022-11-10"]
+    seen = []
+    for day in (date(2022, 11, 12), date(2022, 11, 5), date(2022, 11, 11)):  # newest, oldest, middle
+        drop(s3, bucket, {day: {}})
+        requests, cursor, _ = _tick(resource, cursor)
+        seen += [r.partition_key for r in requests]
+    assert seen == ["2022-11-12", "2022-11-05", "2022-11-11"]
+
+
+def test_manifest_day_parses_only_manifests():
+    assert manifest_day("landing/_manifests/dt=2022-02-14/manifest.json") == "2022-02-14"
+    assert manifest_day("landing/rental/dt=2022-02-14/rental.csv") is None
+
+
+def test_schedule_skips_a_loaded_day_and_runs_a_missing_one(sensor_bucket, s3, tmp_path):
+    bucket, resource = sensor_bucket
+    dagster_instance = DagsterInstance.local_temp(str(tmp_path))  # schedules need an instance with a ref
+    loaded, missing, absent = date(2022, 11, 20), date(2022, 11, 21), date(2022, 11, 22)
+    drop(s3, bucket, {loaded: {}, missing: {}})
+    dagster_instance.report_runless_asset_event(AssetMaterialization(asset_key="fact_payment", partition=loaded.isoformat()))
+
+    def evaluate(day: date):
+        when = datetime(day.year, day.month, day.day + 1, 7, tzinfo=timezone.utc)
+        context = build_schedule_context(instance=dagster_instance, scheduled_execution_time=when, resources={"s3": resource})
+        return daily_catch_up(context)
+
+    assert isinstance(evaluate(loaded), SkipReason)
+    request = evaluate(missing)
+    assert isinstance(request, RunRequest) and request.partition_key == missing.isoformat()
+    skip = evaluate(absent)
+    assert isinstance(skip, SkipReason) and "no complete drop" in skip.skip_message
