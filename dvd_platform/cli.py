@@ -201,8 +201,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                     raise RuntimeError(f"seeding failed (exit code {seeder.returncode}); the stack is stopped")
         if not stop_requested:
             print(f"\nDagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and the stack)\n"
-                  "  First: Assets > select raw_rental and stg_rental > Materialize selected > pick a seeded day "
-                  "> Launch;\n  then select all assets > Materialize > a range of days (one run for the range).\n",
+                  "  First: Assets > type +key:stg_rental in the selection box > Materialize all > pick a range "
+                  "that starts on the first seeded day > Launch (a range is one run).\n"
+                  "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
                   flush=True)
             dagster = start(
                 [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),

@@ -9,7 +9,14 @@ SparkSession instead of starting a JVM per step.
 
 from __future__ import annotations
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+    EnvVar,
+    in_process_executor,
+)
 
 from dvd_platform.assets.marts import mart_assets
 from dvd_platform.assets.raw import landing_drops, raw_drops
@@ -30,7 +37,7 @@ from dvd_platform.sensors import audit_failed_runs, landing_sensor
 
 def build_resources() -> dict:
     s3 = S3Buckets(
-        endpoint_url=EnvVar("DVD_S3_ENDPOINT_URL"),
+        endpoint_url=EnvVar("DVD_S3_ENDPOINT_URL"),  # empty for AWS S3
         region_name=EnvVar("AWS_DEFAULT_REGION"),
         landing_bucket=EnvVar("DVD_LANDING_BUCKET"),
         lake_bucket=EnvVar("DVD_LAKE_BUCKET"),
@@ -53,11 +60,16 @@ def build_resources() -> dict:
     }
 
 
+# Declarative automation (the marts follow their facts) needs its sensor running.
+automation_sensor = AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+)
+
 defs = Definitions(
     assets=[landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
     asset_checks=load_sql_checks(),
     jobs=[daily_pipeline],
-    sensors=[landing_sensor, audit_failed_runs],
+    sensors=[landing_sensor, audit_failed_runs, automation_sensor],
     schedules=[daily_catch_up],
     resources=build_resources(),
     executor=in_process_executor,

@@ -7,8 +7,9 @@ re-listing never re-runs a day, and a corrected re-drop of an old day (new ETag)
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from dagster import (
     DagsterRunStatus,
@@ -30,6 +31,11 @@ from dvd_platform.settings import MANIFEST_PREFIX
 
 #: S3 LastModified has 1 s resolution and clocks drift: look back this far and dedupe by ETag.
 LOOKBACK = timedelta(minutes=5)
+#: More new days than this in one tick (a first seed, a bulk re-drop) become one range run per
+#: contiguous stretch (a single-run backfill) instead of one run per day.
+BATCH_ABOVE_DAYS = 7
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def manifest_day(key: str) -> str | None:
@@ -66,7 +72,31 @@ def evaluate_landing(objects: list[dict], cursor: str | None) -> tuple[list[RunR
     if high_water:
         modified_of = {o["Key"]: o["LastModified"] for o in objects}
         recent = {k: e for k, e in recent.items() if k in modified_of and modified_of[k] >= high_water - LOOKBACK}
+    if len(requests) > BATCH_ABOVE_DAYS:
+        requests = batch_contiguous(requests)
     return requests, json.dumps({"high_water": high_water.isoformat() if high_water else None, "recent": recent})
+
+
+def batch_contiguous(requests: list[RunRequest]) -> list[RunRequest]:
+    """One range run per stretch of consecutive days; its run key covers every manifest in it."""
+    by_day = sorted(requests, key=lambda r: r.partition_key)
+    stretches: list[list[RunRequest]] = []
+    for request in by_day:
+        day = date.fromisoformat(request.partition_key)
+        if stretches and date.fromisoformat(stretches[-1][-1].partition_key) == day - timedelta(days=1):
+            stretches[-1].append(request)
+        else:
+            stretches.append([request])
+    batched = []
+    for stretch in stretches:
+        if len(stretch) == 1:
+            batched.append(stretch[0])
+            continue
+        digest = hashlib.sha256("|".join(r.run_key for r in stretch).encode()).hexdigest()[:16]
+        first, last = stretch[0].partition_key, stretch[-1].partition_key
+        batched.append(RunRequest(run_key=f"range:{first}:{last}:{digest}",
+                                  tags={RANGE_START_TAG: first, RANGE_END_TAG: last}))
+    return batched
 
 
 @sensor(job=daily_pipeline, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,

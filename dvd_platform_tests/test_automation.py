@@ -89,3 +89,16 @@ def test_schedule_skips_a_loaded_day_and_runs_a_missing_one(sensor_bucket, s3, t
     assert isinstance(request, RunRequest) and request.partition_key == missing.isoformat()
     skip = evaluate(absent)
     assert isinstance(skip, SkipReason) and "no complete drop" in skip.skip_message
+
+
+def test_a_bulk_drop_becomes_one_range_run_per_stretch(sensor_bucket, s3):
+    """A first seed of many days is one single-run backfill per stretch of consecutive days."""
+    bucket, resource = sensor_bucket
+    days = [date(2022, 12, d) for d in range(1, 11)] + [date(2022, 12, 20)]
+    drop(s3, bucket, {d: {} for d in days})
+    requests, cursor, _ = _tick(resource, None)
+    ranges = sorted((r.tags.get("dagster/asset_partition_range_start") or r.partition_key,
+                     r.tags.get("dagster/asset_partition_range_end") or r.partition_key) for r in requests)
+    assert ranges == [("2022-12-01", "2022-12-10"), ("2022-12-20", "2022-12-20")]
+    assert sum(1 for r in requests if r.partition_key is None) == 1  # the stretch is a range run
+    assert _tick(resource, cursor)[0] == []

@@ -19,7 +19,7 @@ def _port(dsn: str) -> int:
 
 def _live_processes_mentioning(text: str) -> list[str]:
     """Non-zombie processes whose command line mentions ``text`` (e.g. a data dir)."""
-    out = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if text in line and " Z" not in line[:12] and "ps -eo" not in line]
 
 

@@ -76,7 +76,10 @@ def test_bad_lines_are_quarantined_with_line_and_reason(stack, s3, settings_env,
     )
     drop(s3, settings_env["DVD_LANDING_BUCKET"], {day: {"rental": body}})
     summary = run_range(day, day, "key:raw_rental or key:stg_rental")
-    assert summary.ok, summary.lines()
+    # The day materializes; 3 of 5 rows quarantined is over the ratio threshold, so the blocking
+    # quarantine check fails (ERROR) and would stop the warehouse assets of that day.
+    assert summary.materialized == {"raw_rental": 1, "stg_rental": 1}, summary.lines()
+    assert summary.checks["stg_rental:quarantine_ratio"] == (False, "ERROR")
     staged = {r["rental_id"]: r for r in lake.read_days(spark, "staged", "stg_rental", [day], staged_schema("rental")).collect()}
     assert set(staged) == {1001, 1004}
     assert staged[1001]["return_date"].day == 23  # the later version of the duplicate won

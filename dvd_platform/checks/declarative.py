@@ -54,8 +54,11 @@ def _build(rule: dict) -> AssetChecksDefinition:
     missing = REQUIRED_KEYS - set(rule)
     if missing:
         raise RuleError(f"rule {rule.get('name', rule)!r} lacks {', '.join(sorted(missing))}")
-    op, threshold = parse_expectation(rule["expectation"])
-    severity = AssetCheckSeverity(str(rule["severity"]).upper())
+    try:
+        op, threshold = parse_expectation(rule["expectation"])
+        severity = AssetCheckSeverity(str(rule["severity"]).upper())
+    except ValueError as exc:  # name the rule (a bad severity is a plain ValueError otherwise)
+        raise RuleError(f"rule {rule['name']!r} on {rule['asset']}: {exc}") from exc
     sql_text = rule["sql"].strip()
 
     @asset_check(asset=AssetKey(rule["asset"]), name=rule["name"], blocking=severity == AssetCheckSeverity.ERROR,

@@ -70,11 +70,13 @@ def fact_checks(warehouse: WarehouseResource, asset: str, window: Window, staged
             out.append(result("reconciliation", abs(loaded - staged_rows), severity=ERROR, query=q,
                               fact_rows=loaded, staged_rows=staged_rows))
         keys = ["customer_key", "staff_key", "store_key", "film_key"] + (["rental_date_key"] if asset == "fact_payment" else [])
-        q = (f"SELECT {', '.join(f'count(*) FILTER (WHERE {k} = -1) AS {k}' for k in keys)} "
+        # Rows with at least one unknown key (a row may miss several), and the count per key.
+        q = (f"SELECT count(*) FILTER (WHERE -1 IN ({', '.join(keys)})), "
+             f"{', '.join(f'count(*) FILTER (WHERE {k} = -1) AS {k}' for k in keys)} "
              f"FROM dw.{asset} WHERE {in_window}")
-        counts = dict(zip(keys, _one(conn, q, p)))
+        n, *per_key = _one(conn, q, p)
+        counts = dict(zip(keys, per_key))
         sample_q = f"SELECT * FROM dw.{asset} WHERE {in_window} AND -1 IN ({', '.join(keys)}) LIMIT 10"
-        n = max(counts.values())
         out.append(result("unknown_dimension_keys", n, severity=WARN, query=q,
                           samples=_dicts(conn, sample_q, p) if n else None, **{f"unknown_{k}": v for k, v in counts.items()}))
         out.append(_volume(conn, asset, ts, window, staged_per_day))

@@ -14,3 +14,12 @@ class S3Buckets(S3Resource):
 
     landing_bucket: str = "dvd-landing"
     lake_bucket: str = "dvd-lake"
+
+    def get_client(self):
+        """dagster-aws's client, except that an empty endpoint means AWS S3 (boto3 rejects "")."""
+        if self.endpoint_url:
+            return super().get_client()
+        from dvd_platform.stack.s3 import s3_client
+
+        return s3_client(None, self.aws_access_key_id, self.aws_secret_access_key, self.region_name,
+                         retries=self.max_attempts)

@@ -67,15 +67,35 @@ class WarehouseLoadError(RuntimeError):
     """A load failed; the message names the asset and partition range. The warehouse is unchanged."""
 
 
+class WarehouseUnavailable(WarehouseLoadError):
+    """The server could not be reached after retries (a transient fault outlasted the retry policy)."""
+
+
 class WarehouseResource(ConfigurableResource):
     dsn: str
     scratch_dir: str
     copy_workers: int = 2
-    max_attempts: int = 5
+    max_attempts: int = 5  # SERIALIZABLE transactions retried on serialization failures / deadlocks
+    connect_attempts: int = 5  # connection refused / reset: retried with backoff (never data errors)
+    connect_backoff_seconds: float = 1.0
 
     def connect(self):
-        # UTC sessions: days and months are cut in UTC whatever the server's time zone.
-        return psycopg2.connect(self.dsn, options="-c timezone=UTC", application_name="dvd_platform")
+        """A UTC session (days and months are cut in UTC whatever the server's time zone).
+
+        Transient connection errors are retried with exponential backoff; data errors never
+        reach this point, so they are never retried.
+        """
+        for attempt in range(1, self.connect_attempts + 1):
+            try:
+                return psycopg2.connect(self.dsn, options="-c timezone=UTC", application_name="dvd_platform",
+                                        connect_timeout=10)
+            except psycopg2.OperationalError as exc:
+                if attempt == self.connect_attempts:
+                    # libpq's message names host and port, never the password.
+                    raise WarehouseUnavailable(
+                        f"warehouse unreachable after {attempt} attempts: {str(exc).strip()}") from exc
+                time.sleep(self.connect_backoff_seconds * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     def migrate(self) -> list[str]:
         """Apply pending migrations once per process (an advisory lock guards concurrent loaders)."""

@@ -1,0 +1,75 @@
+"""Transient connection faults are retried; the final error is clear and leaks no password."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from dvd_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from dvd_platform.stack.procs import free_port
+
+
+def test_unreachable_warehouse_is_retried_then_reported(tmp_path):
+    port = free_port()
+    warehouse = WarehouseResource(dsn=f"postgresql://dvd_loader:s3cret@127.0.0.1:{port}/dvd_warehouse",
+                                  scratch_dir=str(tmp_path), connect_attempts=3, connect_backoff_seconds=0.2)
+    started = time.monotonic()
+    with pytest.raises(WarehouseUnavailable) as err:
+        warehouse.connect()
+    assert time.monotonic() - started >= 0.2 + 0.4  # two backoffs: it did retry
+    assert "after 3 attempts" in str(err.value) and str(port) in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+def test_a_server_that_comes_back_within_the_retries_is_used(settings_env, tmp_path):
+    """Forward a port to the real server only after a delay: the first attempts are refused."""
+    from urllib.parse import urlparse
+
+    target = urlparse(settings_env["DVD_PG_DSN"])
+    port = free_port()
+    stop = threading.Event()
+
+    def proxy():
+        time.sleep(0.5)
+        server = socket.create_server(("127.0.0.1", port))
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except socket.timeout:
+                continue
+            upstream = socket.create_connection((target.hostname, target.port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+        server.close()
+
+    thread = threading.Thread(target=proxy, daemon=True)
+    thread.start()
+    dsn = settings_env["DVD_PG_DSN"].replace(f":{target.port}/", f":{port}/")
+    warehouse = WarehouseResource(dsn=dsn, scratch_dir=str(tmp_path), connect_attempts=5, connect_backoff_seconds=0.2)
+    try:
+        conn = warehouse.connect()
+        with conn.cursor() as cur:
+            cur.execute("select 1")
+            assert cur.fetchone() == (1,)
+        conn.close()
+    finally:
+        stop.set()
+        thread.join(2)
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
