@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import date, datetime, timedelta
 
 from dagster import (
@@ -99,7 +100,9 @@ def batch_contiguous(requests: list[RunRequest]) -> list[RunRequest]:
     return batched
 
 
-@sensor(job=daily_pipeline, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+@sensor(job=daily_pipeline, default_status=DefaultSensorStatus.RUNNING,
+        # Structure, read when the code location loads (like the partitions' start day).
+        minimum_interval_seconds=int(os.environ.get("DVD_SENSOR_INTERVAL_SECONDS", "30")),
         description="Requests a daily_pipeline run for each day whose manifest appears or changes in landing.")
 def landing_sensor(context: SensorEvaluationContext, s3: S3Buckets):
     state = json.loads(context.cursor) if context.cursor else {"high_water": None}

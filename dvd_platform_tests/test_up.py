@@ -139,3 +139,56 @@ def test_definitions_validate():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "dvd_platform" in result.stdout + result.stderr
+
+
+def test_up_with_drip_fills_the_warehouse_without_a_click(state_dir: Path):
+    """`up --drip`: days land one at a time, the daemon's landing sensor launches the runs and the
+    warehouse fills, with nobody clicking anything."""
+    import psycopg2
+
+    from dvd_platform.settings import parse_env_file
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
+    env.update({"DVD_STATE_DIR": str(state_dir), "DVD_SENSOR_INTERVAL_SECONDS": "5"})
+    log = state_dir / "up.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dvd_platform.cli", "up", "--source", "generated", "--scale", "0.05", "--days", "2",
+             "--drip", "5", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    loaded: list = []
+    try:
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline and len(loaded) < 2:
+            assert proc.poll() is None, f"`up` exited early ({proc.returncode}):\n{_tail(log)}"
+            time.sleep(5)
+            env_file = state_dir / "stack.env"
+            if not env_file.exists():
+                continue
+            try:
+                conn = psycopg2.connect(parse_env_file(env_file)["DVD_PG_DSN"], connect_timeout=5)
+                with conn, conn.cursor() as cur:
+                    cur.execute("SELECT DISTINCT partition_start FROM dw_audit.load_log "
+                                "WHERE asset = 'fact_payment' AND status = 'success' ORDER BY 1")
+                    loaded = [row[0] for row in cur.fetchall()]
+                conn.close()
+            except psycopg2.Error:
+                pass  # migrations not applied yet
+        assert len(loaded) == 2, f"days loaded: {loaded}\n{_tail(log)}"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                for pid in [proc.pid, *_descendants(proc.pid, _processes())]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                proc.wait()
+                Stack(state_dir).down()
+    assert not Stack(state_dir).is_running()
