@@ -102,3 +102,39 @@ def test_a_bulk_drop_becomes_one_range_run_per_stretch(sensor_bucket, s3):
     assert ranges == [("2022-12-01", "2022-12-10"), ("2022-12-20", "2022-12-20")]
     assert sum(1 for r in requests if r.partition_key is None) == 1  # the stretch is a range run
     assert _tick(resource, cursor)[0] == []
+
+
+def test_a_failed_run_lands_in_the_audit_log(run_range, dagster_instance, settings_env, pg_warehouse):
+    """A run that fails before any load (here: a day with no drop) still leaves a failure row."""
+    from dagster import DagsterEventType, build_run_status_sensor_context
+
+    from dvd_platform.sensors import audit_failed_runs
+
+    day = date(2023, 3, 1)  # nothing was ever dropped for it
+    summary = run_range(day, day, "key:raw_rental")
+    assert not summary.ok
+    run = dagster_instance.get_run_by_id(summary.result.run_id)
+    failure = next(e for e in summary.result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
+    context = build_run_status_sensor_context(
+        sensor_name="audit_failed_runs", dagster_event=failure, dagster_instance=dagster_instance, dagster_run=run,
+        resources={"warehouse": pg_warehouse},
+    ).for_run_failure()
+    audit_failed_runs(context)
+    audit_failed_runs(context)  # a second evaluation does not duplicate the row
+    conn = pg_warehouse.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT asset, partition_start, partition_end, status FROM dw_audit.load_log WHERE run_id = %s",
+                        (run.run_id,))
+            assert cur.fetchall() == [("raw_drops", day, day, "failure")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pg_warehouse(settings_env, tmp_path):
+    from dvd_platform.resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(dsn=settings_env["DVD_PG_DSN"], scratch_dir=str(tmp_path))
+    warehouse.migrate()
+    return warehouse
