@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg2
 import pytest
 import yaml
 from dagster import (
@@ -32,8 +31,6 @@ from dagster import (
     evaluate_automation_conditions,
     materialize,
 )
-from psycopg2 import sql
-from psycopg2.extensions import make_dsn
 
 from dvd_platform.checks import declarative
 from dvd_platform.checks.declarative import RuleError, load_sql_checks, parse_expectation, run_window
@@ -45,6 +42,7 @@ from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform_tests.crafted import drop
+from dvd_platform_tests.scratch import scratch_database
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
 UTC = timezone.utc
@@ -319,25 +317,9 @@ def test_quarantine_ratio_threshold(monkeypatch):
 @pytest.fixture(scope="module")
 def scratch_dsn(settings_env):
     """A fresh, migrated warehouse database owned by the loader; dropped afterwards."""
-    name = f"dvd_checks_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(settings_env["DVD_PG_ADMIN_DSN"])
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER dvd_loader").format(sql.Identifier(name)))
-    try:
-        db_admin = psycopg2.connect(make_dsn(settings_env["DVD_PG_ADMIN_DSN"], dbname=name))
-        db_admin.autocommit = True
-        with db_admin.cursor() as cur:
-            for schema in ("dw", "dw_audit"):
-                cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION dvd_loader").format(sql.Identifier(schema)))
-        db_admin.close()
-        dsn = make_dsn(settings_env["DVD_PG_DSN"], dbname=name)
-        apply_migrations(dsn)
-        yield dsn
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with scratch_database(settings_env, "dvd_checks") as dsns:
+        apply_migrations(dsns["loader"])
+        yield dsns["loader"]
 
 
 @pytest.fixture

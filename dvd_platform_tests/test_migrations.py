@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import shutil
 import threading
-import uuid
 from datetime import date
 from pathlib import Path
 
 import psycopg2
 import pytest
-from psycopg2 import sql
-from psycopg2.extensions import make_dsn
 
 from dvd_platform.settings import PROJECT_ROOT
+from dvd_platform_tests.scratch import scratch_database
 from dvd_platform.warehouse.migrations import MigrationError, apply_migrations, discover_migrations
 
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -27,32 +25,8 @@ SQL_DIR = PROJECT_ROOT / "sql"
 @pytest.fixture
 def fresh_db(settings_env):
     """DSNs (loader, analyst) of a new empty warehouse database, dropped after the test."""
-    name = f"dvd_mig_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(settings_env["DVD_PG_ADMIN_DSN"])
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER dvd_loader").format(sql.Identifier(name)))
-    try:
-        db_admin = psycopg2.connect(make_dsn(settings_env["DVD_PG_ADMIN_DSN"], dbname=name))
-        db_admin.autocommit = True
-        with db_admin.cursor() as cur:
-            for schema in ("dw", "dw_audit"):
-                ident = sql.Identifier(schema)
-                cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION dvd_loader").format(ident))
-                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO dvd_analyst").format(ident))
-                cur.execute(
-                    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE dvd_loader IN SCHEMA {} GRANT SELECT ON TABLES TO dvd_analyst")
-                    .format(ident)
-                )
-        db_admin.close()
-        yield {
-            "loader": make_dsn(settings_env["DVD_PG_DSN"], dbname=name),
-            "analyst": make_dsn(settings_env["DVD_PG_ANALYST_DSN"], dbname=name),
-        }
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with scratch_database(settings_env, "dvd_mig") as dsns:
+        yield dsns
 
 
 @pytest.fixture

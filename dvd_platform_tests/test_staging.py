@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from dagster import AssetKey, DagsterEventType, EventRecordsFilter
+from dagster import AssetKey, DagsterEventType
 
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema

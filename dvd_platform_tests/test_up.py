@@ -60,6 +60,17 @@ def _asset_names(port: int) -> set[str]:
     return {"/".join(node["assetKey"]["path"]) for node in nodes}
 
 
+def _kill_tree(proc: subprocess.Popen, state_dir: Path) -> None:
+    """SIGKILL `up` and every process under it, then stop the stack it started."""
+    for pid in [proc.pid, *_descendants(proc.pid, _processes())]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    Stack(state_dir).down()
+
+
 def _tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
@@ -113,13 +124,7 @@ def test_up_serves_the_assets_and_sigterm_stops_everything(state_dir: Path):
         assert "stopped: dagster, stack" in log.read_text()
     finally:
         if proc.poll() is None:  # only on failure: end what this test started (`up` and its descendants)
-            for pid in [proc.pid, *_descendants(proc.pid, _processes())]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            proc.wait()
-            Stack(state_dir).down()
+            _kill_tree(proc, state_dir)
 
     assert not (state_dir / "stack.env").exists()
     assert not Stack(state_dir).is_running()
@@ -184,11 +189,5 @@ def test_up_with_drip_fills_the_warehouse_without_a_click(state_dir: Path):
             try:
                 proc.wait(timeout=90)
             except subprocess.TimeoutExpired:
-                for pid in [proc.pid, *_descendants(proc.pid, _processes())]:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                proc.wait()
-                Stack(state_dir).down()
+                _kill_tree(proc, state_dir)
     assert not Stack(state_dir).is_running()

@@ -24,7 +24,7 @@ from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
 from dvd_platform.transforms.schemas import STAGED_TABLES, STAGED_TYPES
-from dvd_platform.transforms.staging import SourceFile, day_counts, stage_table
+from dvd_platform.transforms.staging import day_counts, stage_table
 
 QUARANTINE_ZONE = "quarantine"
 
