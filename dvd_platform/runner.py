@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from dagster import AssetKey, AssetSelection, DagsterInstance, DagsterEventType, Definitions, ExecuteInProcessResult
+from dagster import AssetSelection, DagsterInstance, DagsterEventType, Definitions, ExecuteInProcessResult
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -72,7 +72,3 @@ def materialize_range(
         elif event.event_type == DagsterEventType.STEP_FAILURE:
             summary.failed_steps.append(event.step_key)
     return summary
-
-
-def asset_key(name: str) -> AssetKey:
-    return AssetKey.from_user_string(name)

@@ -28,6 +28,7 @@ from dagster_aws.s3.sensor import get_objects
 from dvd_platform.jobs import daily_pipeline
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import MANIFEST_PREFIX
 
 #: S3 LastModified has 1 s resolution and clocks drift: look back this far and dedupe by ETag.
@@ -35,8 +36,6 @@ LOOKBACK = timedelta(minutes=5)
 #: More new days than this in one tick (a first seed, a bulk re-drop) become one range run per
 #: contiguous stretch (a single-run backfill) instead of one run per day.
 BATCH_ABOVE_DAYS = 7
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def manifest_day(key: str) -> str | None:
@@ -125,8 +124,8 @@ def audit_failed_runs(context: RunFailureSensorContext, warehouse: WarehouseReso
     if run.status != DagsterRunStatus.FAILURE:
         return
     tags = run.tags
-    start = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
-    end = tags.get("dagster/asset_partition_range_end") or start
+    start = tags.get(RANGE_START_TAG) or tags.get("dagster/partition")
+    end = tags.get(RANGE_END_TAG) or start
     failed_steps = [e.step_key for e in context.get_step_failure_events()]
     error = context.failure_event.message or "run failed"
     conn = warehouse.connect()
