@@ -103,15 +103,7 @@ class Bench:
         self.warehouse = WarehouseResource(dsn=self.dsn, scratch_dir=str(self.scratch))
 
     def execute(self, statement: sql.Composable | str, params: tuple | None = None) -> list[tuple]:
-        conn = self.warehouse.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, params)
-                rows = cur.fetchall() if cur.description else []
-            conn.commit()
-            return rows
-        finally:
-            conn.close()
+        return self.warehouse.query(statement, params)
 
     def fresh_table(self, name: str) -> sql.Identifier:
         """An empty UNLOGGED table of the stage shape (recreated, so no repeat inherits bloat)."""

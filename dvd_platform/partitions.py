@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from dagster import BackfillPolicy, DailyPartitionsDefinition, TimeWindow
 
@@ -24,7 +24,3 @@ def window_days(window: TimeWindow) -> list[date]:
     start, end = window.start.date(), window.end.date()
     return [start + timedelta(n) for n in range((end - start).days)]
 
-
-def day_bounds(days: list[date]) -> tuple[datetime, datetime]:
-    """[first day 00:00 UTC, last day + 1 00:00 UTC) as naive UTC datetimes."""
-    return datetime.combine(min(days), datetime.min.time()), datetime.combine(max(days) + timedelta(1), datetime.min.time())

@@ -341,15 +341,7 @@ def wh(scratch_dsn, tmp_path) -> WarehouseResource:
 
 
 def execute(warehouse: WarehouseResource, statement: str, params=None) -> list[tuple]:
-    conn = warehouse.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            rows = cur.fetchall() if cur.description else []
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
+    return warehouse.query(statement, params)
 
 
 def add_rentals(wh, day: date, n: int, first_id: int, *, film_key=800001, returned=True, hour=10):

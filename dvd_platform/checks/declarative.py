@@ -65,13 +65,7 @@ def _build(rule: dict) -> AssetChecksDefinition:
                  description=f"{sql_text} -- expect {rule['expectation']} ({severity.value})")
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         window = run_window(context.run.tags)
-        conn = warehouse.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql_text, window.params)
-                value = cur.fetchone()[0]
-        finally:
-            conn.close()
+        value = warehouse.query(sql_text, window.params)[0][0]
         passed = value is not None and OPERATORS[op](float(value), threshold)
         return AssetCheckResult(
             passed=passed, severity=severity,

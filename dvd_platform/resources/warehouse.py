@@ -97,6 +97,18 @@ class WarehouseResource(ConfigurableResource):
                 time.sleep(self.connect_backoff_seconds * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
+    def query(self, statement, params=None) -> list[tuple]:
+        """Run one statement on its own connection and commit; the rows it returns, if any."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, params)
+                rows = cur.fetchall() if cur.description else []
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
     def migrate(self) -> list[str]:
         """Apply pending migrations once per process (an advisory lock guards concurrent loaders)."""
         with _migrate_lock:
