@@ -1,25 +1,27 @@
 """How fast does the platform put rows into PostgreSQL, next to the ceiling and Spark's JDBC writer?
 
-The platform loads a fact by having Spark write CSV part files, streaming them
-with parallel ``COPY`` into an UNLOGGED stage table, and applying
-``sql/load/<asset>.sql`` in one transaction (``WarehouseResource.load``). The
-claim behind that design is that it runs close to ``psql \\copy`` and well ahead
-of ``DataFrame.write.jdbc``. This script checks the claim on this machine: it
-loads the same N rows (computed by Spark, independent of the seed generator)
-through every path in one process and one PostgreSQL server, so the ratios
-compare like with like even when absolute rates drift from run to run.
+The platform loads a fact by having Spark's executors stream CSV lines made in
+the JVM with ``COPY`` into an UNLOGGED stage table (``warehouse/copy_in.py``),
+then applying ``sql/load/<asset>.sql`` in one transaction
+(``WarehouseResource.load``). The claim behind that design is that it runs close
+to ``psql \\copy`` and well ahead of ``DataFrame.write.jdbc``. This script checks
+the claim on this machine: it loads the same N payment rows (made by the seed
+generator, staged by the platform's own staging transform, then kept as Parquet
+like a lake snapshot) through every path in one process and one PostgreSQL
+server, so the ratios compare like with like even when absolute rates drift
+from run to run.
 
 Paths (each into an empty table; the rows are verified by count and sum after
 each timing, outside it):
 
-* ``psql_copy`` (the ceiling): ``psql \\copy`` of one CSV file holding the N rows
-  into an UNLOGGED table of the stage shape;
+* ``psql_copy`` (the ceiling): ``psql \\copy`` of one CSV file holding exactly the
+  lines the platform streams, into an UNLOGGED table of the stage shape;
 * ``platform_load``: ``WarehouseResource.load`` for ``fact_payment``, timed as a
-  whole (CSV parts, parallel COPY, window check, month partitions, the
+  whole (executor COPY into the stage, window check, month partitions, the
   SERIALIZABLE delete+insert with its lookups into the indexed, partitioned,
   logged ``dw.fact_payment``, and the audit row);
-* ``platform_stage``: only the first half of that, ``_write_csv_parts`` plus
-  ``_copy_parts`` into an UNLOGGED table: the part that competes with the ceiling;
+* ``platform_stage``: only the first half of that, ``copy_dataframe`` into an
+  UNLOGGED table: the part that competes with the ceiling;
 * ``jdbc_default`` and ``jdbc_tuned``: ``df.write.jdbc`` into an UNLOGGED table,
   with the driver's defaults, and with ``reWriteBatchedInserts=true`` and
   ``batchsize=10000``.
@@ -48,7 +50,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from time import perf_counter
@@ -61,18 +63,24 @@ from pyspark.sql import functions as F
 
 from dvd_platform.io_managers.postgres import LOAD_SPECS
 from dvd_platform.resources.spark import SparkResource
-from dvd_platform.resources.warehouse import Window, WarehouseResource, _write_csv_parts
+from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.seed.generator import GeneratedSource
 from dvd_platform.stack import Stack
+from dvd_platform.transforms.staging import SourceFile, stage_table
+from dvd_platform.transforms.warehouse import payment_rows
+from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe, csv_lines
 
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_PACKAGE = "libpostgresql-jdbc-java"
 ASSET = "fact_payment"
 SPEC = LOAD_SPECS[ASSET]
 COLUMNS = [name for name, _ in SPEC.stage_columns]
-# Two whole UTC months: the platform path then fills exactly the partitions
-# fact_payment_p2022_03 and _p2022_04, so truncating them undoes it and nothing else.
-WINDOW = Window(date(2022, 3, 1), date(2022, 4, 30))
-MONTH_PARTITIONS = ("fact_payment_p2022_03", "fact_payment_p2022_04")
+# Whole UTC months: the platform path then fills exactly the partitions
+# fact_payment_p2022_02 .. _p2022_07, so truncating them undoes it and nothing else.
+WINDOW = Window(date(2022, 2, 1), date(2022, 7, 31))
+MONTH_PARTITIONS = tuple(f"fact_payment_p2022_{m:02d}" for m in range(2, 8))
+# Generator scale giving a little over 2,000,000 payments in WINDOW (about 133 x scale rentals a day).
+ROWS_PER_SCALE = 24_000
 BENCH_SCHEMA = "dw_stage"  # owned by the loader and meant for UNLOGGED scratch tables
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "load.json"
 CEILING = "psql_copy"
@@ -105,13 +113,27 @@ class Bench:
     def execute(self, statement: sql.Composable | str, params: tuple | None = None) -> list[tuple]:
         return self.warehouse.query(statement, params)
 
-    def fresh_table(self, name: str) -> sql.Identifier:
-        """An empty UNLOGGED table of the stage shape (recreated, so no repeat inherits bloat)."""
+    def fresh_table(self, name: str, with_part: bool = True) -> sql.Identifier:
+        """An empty UNLOGGED table of the stage shape (recreated, so no repeat inherits bloat).
+
+        ``with_part``: plus the stage's ``_part`` column, which the CSV lines of the platform
+        (and so the ceiling's file) carry; the JDBC writer inserts the DataFrame's columns only.
+        """
         table = sql.Identifier(BENCH_SCHEMA, name)
-        columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in SPEC.stage_columns)
+        columns = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in SPEC.stage_columns]
+        if with_part:
+            columns.append(sql.SQL("{} int NOT NULL").format(sql.Identifier(PART_COLUMN)))
         self.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-        self.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, columns))
+        self.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns)))
         return table
+
+    def fresh_ledger(self, name: str) -> sql.Identifier:
+        """The per-partition ledger ``copy_dataframe`` needs (as ``WarehouseResource.load`` creates it)."""
+        ledger = sql.Identifier(BENCH_SCHEMA, name)
+        self.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ledger))
+        self.execute(sql.SQL("CREATE UNLOGGED TABLE {} (part int PRIMARY KEY, attempts int NOT NULL DEFAULT 1)")
+                     .format(ledger))
+        return ledger
 
     def verify_and_drop(self, table: sql.Identifier) -> None:
         self.verify(sql.SQL("SELECT count(*), sum(amount) FROM {}").format(table), ".".join(table.strings))
@@ -136,19 +158,26 @@ class Bench:
                 conn.close()
 
 
-def payments(spark: SparkSession, rows: int) -> DataFrame:
-    """The N payment rows, computed from ``spark.range``: deterministic, no I/O, cheap to recompute per path."""
-    start = int(datetime.combine(WINDOW.first_day, datetime.min.time(), tzinfo=timezone.utc).timestamp())
-    span = ((WINDOW.last_day - WINDOW.first_day).days + 1) * 86400
-    i = F.col("id")
-    return spark.range(rows).select(
-        (i + 1).cast("int").alias("payment_id"),
-        F.timestamp_seconds(F.lit(start) + F.floor(i * span / rows)).alias("payment_ts"),
-        (i % 599 + 1).cast("int").alias("customer_id"),
-        (i % 2 + 1).cast("int").alias("staff_id"),
-        (i + 1).cast("int").alias("rental_id"),
-        F.expr("CAST(id % 10 + 0.99 AS DECIMAL(7,2))").alias("amount"),  # 0.99 .. 9.99
-    )
+def payments(spark: SparkSession, rows: int, scratch: Path) -> DataFrame:
+    """At least ``rows`` payments in WINDOW from the seed generator, staged and shaped as the pipeline does.
+
+    The generated drops are staged by ``stage_table`` and turned into fact rows by
+    ``payment_rows`` once, then kept as Parquet and read back: the load paths then
+    start, as in a run, from a lake snapshot, and no path pays for generating rows.
+    """
+    scale = rows / ROWS_PER_SCALE * 1.03
+    days = [WINDOW.first_day + timedelta(i) for i in range((WINDOW.last_day - WINDOW.first_day).days + 1)]
+    drops = scratch / "drops"
+    log(f"generating {len(days)} days of drops at scale {scale:.1f}")
+    GeneratedSource(scale=scale, start=WINDOW.first_day, days=len(days)).write_days(days, drops)
+    files = [SourceFile(uri=(drops / "payment" / f"dt={day}" / "payment.csv").as_uri(), day=day,
+                        source_object=f"payment/dt={day}/payment.csv") for day in days]
+    staged = stage_table(spark, "payment", files)
+    snapshot = scratch / "payments.parquet"
+    payment_rows(staged.staged).write.parquet(str(snapshot))
+    staged.annotated.unpersist()
+    shutil.rmtree(drops)
+    return spark.read.parquet(str(snapshot))
 
 
 def ensure_jdbc_jar() -> str | None:
@@ -199,12 +228,13 @@ def psql_env(dsn: str) -> dict[str, str]:
 
 
 def write_single_csv(bench: Bench) -> Path:
-    """The ceiling's input: the platform's own CSV dialect, concatenated into one file (once, untimed)."""
+    """The ceiling's input: the very lines the platform streams, in one file (once, untimed)."""
     parts_dir = bench.scratch / "ceiling_parts"
-    _write_csv_parts(bench.df, COLUMNS, parts_dir)
+    lines = csv_lines(bench.df, COLUMNS)
+    lines.select(F.expr("left(line, length(line) - 1)")).write.text(str(parts_dir))  # text() adds the newline
     target = bench.scratch / "payments.csv"
     with open(target, "wb") as out:
-        for part in sorted(parts_dir.glob("part-*.csv")):
+        for part in sorted(parts_dir.glob("part-*.txt")):
             with open(part, "rb") as stream:
                 shutil.copyfileobj(stream, out, 1 << 20)
     shutil.rmtree(parts_dir)
@@ -249,18 +279,20 @@ def platform_load(bench: Bench) -> float:
 
 def platform_stage(bench: Bench) -> float:
     table = bench.fresh_table("bench_platform_stage")
-    parts_dir = bench.scratch / "stage_parts"
+    ledger = bench.fresh_ledger("bench_platform_stage_parts")
     started = perf_counter()
-    _write_csv_parts(bench.df, COLUMNS, parts_dir)
-    bench.warehouse._copy_parts(table, parts_dir)
+    copied = copy_dataframe(bench.df, COLUMNS, bench.dsn, (BENCH_SCHEMA, "bench_platform_stage"),
+                            (BENCH_SCHEMA, "bench_platform_stage_parts"))
     seconds = perf_counter() - started
-    shutil.rmtree(parts_dir)
+    if copied != bench.rows:
+        raise RuntimeError(f"copy_dataframe reported {copied} rows, expected {bench.rows}")
+    bench.execute(sql.SQL("DROP TABLE {}").format(ledger))
     bench.verify_and_drop(table)
     return seconds
 
 
 def jdbc_write(bench: Bench, name: str, url: str, properties: dict[str, str]) -> float:
-    table = bench.fresh_table(name)
+    table = bench.fresh_table(name, with_part=False)
     started = perf_counter()
     bench.df.write.jdbc(url, f"{BENCH_SCHEMA}.{name}", mode="append", properties=properties)
     seconds = perf_counter() - started
@@ -270,7 +302,7 @@ def jdbc_write(bench: Bench, name: str, url: str, properties: dict[str, str]) ->
 
 def jdbc_warm_up(bench: Bench, url: str, properties: dict[str, str]) -> None:
     """Load the driver's classes on 10,000 rows, untimed, so the first JDBC path does not pay for it alone."""
-    table = bench.fresh_table("bench_jdbc_warmup")
+    table = bench.fresh_table("bench_jdbc_warmup", with_part=False)
     bench.df.limit(10_000).write.jdbc(url, f"{BENCH_SCHEMA}.bench_jdbc_warmup", mode="append", properties=properties)
     bench.execute(sql.SQL("DROP TABLE {}").format(table))
 
@@ -319,7 +351,8 @@ def run(bench: Bench, repeat: int, jdbc_skipped: str | None) -> list[dict]:
     paths = [
         LoadPath(CEILING, "psql \\copy of one CSV file (ceiling)", lambda: psql_copy(bench, csv_file)),
         LoadPath("platform_load", "platform: WarehouseResource.load(fact_payment), whole call", lambda: platform_load(bench)),
-        LoadPath("platform_stage", "platform stage only: Spark CSV parts + parallel COPY", lambda: platform_stage(bench)),
+        LoadPath("platform_stage", "platform stage only: executors COPY CSV lines made by Spark",
+                 lambda: platform_stage(bench)),
     ]
     if jdbc_skipped is None:
         url, props = jdbc_target(bench.dsn)
@@ -357,7 +390,7 @@ NOTES = [
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000, help="rows per path (default 2,000,000)")
+    parser.add_argument("--rows", type=int, default=2_000_000, help="at least this many rows per path (default 2,000,000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per path, the best is kept (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS_FILE, help=f"JSON results (default {RESULTS_FILE})")
     args = parser.parse_args(argv)
@@ -384,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         log("starting Spark")
         spark = start_spark(jdbc=jdbc_skipped is None)
         try:
-            df = payments(spark, args.rows)
+            df = payments(spark, args.rows, scratch)
             (count, amount_sum), = df.agg(F.count("*"), F.sum("amount")).collect()
             bench = Bench(df, count, amount_sum, dsn, admin_dsn, scratch)
             bench.warehouse.migrate()  # once, untimed: load() would otherwise pay for it on its first call
@@ -400,9 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     by_key = {r["key"]: r for r in results}
-    print(f"\nLoad paths into PostgreSQL, {args.rows:,} rows, best of {args.repeat} "
+    print(f"\nLoad paths into PostgreSQL, {bench.rows:,} rows, best of {args.repeat} "
           f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n")
-    print(table(results, args.rows))
+    print(table(results, bench.rows))
     print(f"\ntarget: platform load >= 0.90 of psql \\copy: {by_key['platform_load']['ratio']:.2f} "
           f"({'met' if by_key['platform_load']['ratio'] >= 0.9 else 'not met'}); "
           f"stage only: {by_key['platform_stage']['ratio']:.2f}")
@@ -416,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(sys.orig_argv),
-        "rows": args.rows,
+        "rows": bench.rows,
         "repeat": args.repeat,
         "machine": info,
         "results": results,

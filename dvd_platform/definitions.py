@@ -48,7 +48,7 @@ def build_resources() -> dict:
         shuffle_partitions=EnvVar.int("DVD_SPARK_SHUFFLE_PARTITIONS"),
     )
     lake = LakeResource(root=EnvVar("DVD_LAKE_ROOT"))
-    warehouse = WarehouseResource(dsn=EnvVar("DVD_PG_DSN"), scratch_dir=EnvVar("DVD_STAGING_DIR"))
+    warehouse = WarehouseResource(dsn=EnvVar("DVD_PG_DSN"))
     return {
         "s3": s3,
         "spark": spark,

@@ -132,9 +132,9 @@ def test_a_failed_run_lands_in_the_audit_log(run_range, dagster_instance, settin
 
 
 @pytest.fixture
-def pg_warehouse(settings_env, tmp_path):
+def pg_warehouse(settings_env):
     from dvd_platform.resources.warehouse import WarehouseResource
 
-    warehouse = WarehouseResource(dsn=settings_env["DVD_PG_DSN"], scratch_dir=str(tmp_path))
+    warehouse = WarehouseResource(dsn=settings_env["DVD_PG_DSN"])
     warehouse.migrate()
     return warehouse

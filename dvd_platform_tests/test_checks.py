@@ -323,9 +323,9 @@ def scratch_dsn(settings_env):
 
 
 @pytest.fixture
-def wh(scratch_dsn, tmp_path) -> WarehouseResource:
+def wh(scratch_dsn) -> WarehouseResource:
     """The scratch warehouse, emptied (unknown members kept) and with one known member per dimension."""
-    resource = WarehouseResource(dsn=scratch_dsn, scratch_dir=str(tmp_path))
+    resource = WarehouseResource(dsn=scratch_dsn)
     execute(resource, """
         TRUNCATE dw.fact_rental, dw.fact_payment, dw.mart_daily_revenue, dw.mart_category_monthly;
         DELETE FROM dw.dim_customer WHERE customer_key <> -1;

@@ -12,10 +12,10 @@ from dvd_platform.resources.warehouse import WarehouseResource, WarehouseUnavail
 from dvd_platform.stack.procs import free_port
 
 
-def test_unreachable_warehouse_is_retried_then_reported(tmp_path):
+def test_unreachable_warehouse_is_retried_then_reported():
     port = free_port()
     warehouse = WarehouseResource(dsn=f"postgresql://dvd_loader:s3cret@127.0.0.1:{port}/dvd_warehouse",
-                                  scratch_dir=str(tmp_path), connect_attempts=3, connect_backoff_seconds=0.2)
+                                  connect_attempts=3, connect_backoff_seconds=0.2)
     started = time.monotonic()
     with pytest.raises(WarehouseUnavailable) as err:
         warehouse.connect()
@@ -24,7 +24,7 @@ def test_unreachable_warehouse_is_retried_then_reported(tmp_path):
     assert "s3cret" not in str(err.value)
 
 
-def test_a_server_that_comes_back_within_the_retries_is_used(settings_env, tmp_path):
+def test_a_server_that_comes_back_within_the_retries_is_used(settings_env):
     """Forward a port to the real server only after a delay: the first attempts are refused."""
     from urllib.parse import urlparse
 
@@ -49,7 +49,7 @@ def test_a_server_that_comes_back_within_the_retries_is_used(settings_env, tmp_p
     thread = threading.Thread(target=proxy, daemon=True)
     thread.start()
     dsn = settings_env["DVD_PG_DSN"].replace(f":{target.port}/", f":{port}/")
-    warehouse = WarehouseResource(dsn=dsn, scratch_dir=str(tmp_path), connect_attempts=5, connect_backoff_seconds=0.2)
+    warehouse = WarehouseResource(dsn=dsn, connect_attempts=5, connect_backoff_seconds=0.2)
     try:
         conn = warehouse.connect()
         with conn.cursor() as cur:

@@ -1,24 +1,21 @@
 """The PostgreSQL warehouse: migrations, and the COPY + one-transaction load path.
 
-A load never appends blindly. Spark writes the rows as CSV part files; parallel
-``COPY`` streams move them into an UNLOGGED per-load stage table (no Python row
-objects, measured at ~0.97 of ``psql \\copy`` here); then one SERIALIZABLE
-transaction replaces exactly the window (the SQL in ``sql/load/<asset>.sql``)
-and writes the audit row. A crash before commit leaves the previous data; the
-stage table is dropped either way (a leftover from a killed process is
-harmless, it is UNLOGGED and named per load).
+A load never appends blindly. Spark's executors stream the rows with ``COPY``
+into an UNLOGGED per-load stage table (``warehouse/copy_in.py``: CSV lines made
+in the JVM, no Python row objects, nothing funnelled through the driver); then
+one SERIALIZABLE transaction replaces exactly the window (the SQL in
+``sql/load/<asset>.sql``) and writes the audit row. A crash before commit leaves
+the previous data; the stage table is dropped either way (a leftover from a
+killed process is harmless, it is UNLOGGED and named per load).
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg2
 from dagster import ConfigurableResource
@@ -26,9 +23,11 @@ from psycopg2 import errors, sql
 from psycopg2.extensions import ISOLATION_LEVEL_SERIALIZABLE
 
 from dvd_platform.settings import PROJECT_ROOT
+from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe
 from dvd_platform.warehouse.migrations import apply_migrations
 
 LOAD_SQL_DIR = PROJECT_ROOT / "sql" / "load"
+STAGE_SCHEMA = "dw_stage"  # owned by the loader; UNLOGGED per-load tables only
 RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
@@ -73,8 +72,6 @@ class WarehouseUnavailable(WarehouseLoadError):
 
 class WarehouseResource(ConfigurableResource):
     dsn: str
-    scratch_dir: str
-    copy_workers: int = 2
     max_attempts: int = 5  # SERIALIZABLE transactions retried on serialization failures / deadlocks
     connect_attempts: int = 5  # connection refused / reset: retried with backoff (never data errors)
     connect_backoff_seconds: float = 1.0
@@ -129,19 +126,25 @@ class WarehouseResource(ConfigurableResource):
         self.migrate()
         started = datetime.now(timezone.utc)
         load_id = uuid.uuid4().hex[:12]
-        stage = sql.Identifier("dw_stage", f"{asset}_{load_id}")
-        parts_dir = Path(self.scratch_dir) / "pgload" / f"{asset}_{load_id}"
+        stage_name, ledger_name = f"{asset}_{load_id}", f"{asset}_{load_id}_parts"
+        stage, ledger = sql.Identifier(STAGE_SCHEMA, stage_name), sql.Identifier(STAGE_SCHEMA, ledger_name)
         conn = self.connect()
         try:
-            _write_csv_parts(df, [c for c, _ in stage_columns], parts_dir)
             with conn.cursor() as cur:
-                cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
-                    stage, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in stage_columns)))
+                cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}, {} int NOT NULL)").format(
+                    stage, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in stage_columns),
+                    sql.Identifier(PART_COLUMN)))
+                cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (part int PRIMARY KEY, attempts int NOT NULL DEFAULT 1)")
+                            .format(ledger))
             conn.commit()
-            self._copy_parts(stage, parts_dir)
+            rows_copied = copy_dataframe(df, [c for c, _ in stage_columns], self.dsn, (STAGE_SCHEMA, stage_name),
+                                         (STAGE_SCHEMA, ledger_name))
             with conn.cursor() as cur:
                 cur.execute(sql.SQL("SELECT count(*) FROM {}").format(stage))
                 rows_staged = cur.fetchone()[0]
+                if rows_staged != rows_copied:
+                    raise WarehouseLoadError(f"{asset} for {window}: the stage holds {rows_staged} rows but Spark's "
+                                             f"tasks copied {rows_copied}; the warehouse was not changed")
                 if time_column:
                     self._check_window(cur, stage, time_column, window, asset)
                 if partition_parent:
@@ -162,11 +165,10 @@ class WarehouseResource(ConfigurableResource):
         finally:
             try:
                 with conn.cursor() as cur:
-                    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+                    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(stage, ledger))
                 conn.commit()
             finally:
                 conn.close()
-                shutil.rmtree(parts_dir, ignore_errors=True)
 
     def run_sql_load(self, asset: str, window: Window, run_id: str) -> LoadResult:
         """A load computed inside the warehouse (the marts): the same transaction and audit, no stage."""
@@ -183,27 +185,6 @@ class WarehouseResource(ConfigurableResource):
             raise WarehouseLoadError(f"computing {asset} for {window} failed, nothing was changed: {exc}") from exc
         finally:
             conn.close()
-
-    def _copy_parts(self, stage, parts_dir: Path) -> None:
-        parts = sorted(parts_dir.glob("part-*.csv"))
-        copy = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(stage)
-
-        def load_part(paths: list[Path]) -> None:
-            conn = self.connect()
-            try:
-                with conn.cursor() as cur:
-                    text = copy.as_string(cur)
-                    for path in paths:
-                        with open(path, "rb") as stream:
-                            cur.copy_expert(text, stream, size=1 << 20)
-                conn.commit()
-            finally:
-                conn.close()
-
-        workers = max(1, min(self.copy_workers, len(parts)))
-        groups = [parts[i::workers] for i in range(workers)]
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(load_part, groups))
 
     @staticmethod
     def _check_window(cur, stage, time_column: str, window: Window, asset: str) -> None:
@@ -263,25 +244,3 @@ class WarehouseResource(ConfigurableResource):
         except psycopg2.Error:
             pass  # the server may be the reason the load failed; the run's own failure still reports it
 
-
-def _write_csv_parts(df, columns: list[str], parts_dir: Path) -> None:
-    """Spark writes the rows as CSV in COPY's dialect: "" quoting, empty = NULL, ISO timestamps, {..} arrays."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    selected = []
-    for name in columns:
-        col = F.col(name)
-        if isinstance(df.schema[name].dataType, T.ArrayType):
-            quoted = F.transform(col, lambda x: F.concat(F.lit('"'), F.regexp_replace(F.regexp_replace(
-                x, r"\\", r"\\\\"), '"', r'\\"'), F.lit('"')))
-            col = F.when(col.isNotNull(), F.concat(F.lit("{"), F.concat_ws(",", quoted), F.lit("}")))
-        selected.append(col.alias(name))
-    (
-        df.select(*selected).write.mode("overwrite")
-        .option("header", False).option("escape", '"').option("quote", '"')
-        .option("nullValue", "").option("emptyValue", '""')
-        .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
-        .option("dateFormat", "yyyy-MM-dd")
-        .csv(str(parts_dir))
-    )
