@@ -55,7 +55,7 @@ def oltp_export(context: AssetExecutionContext, oltp: OltpSource, s3: S3Buckets)
 
 
 oltp_export_job = define_asset_job(
-    "oltp_export_job", selection=[oltp_export], partitions_def=daily_partitions,
+    "oltp_export_job", selection=[oltp_export],
     description="Export one day (or a range) from the OLTP database into landing.",
 )
 
