@@ -43,7 +43,7 @@ from dvd_platform.seed.tables import TABLES, TableSpec
 COPY_CHUNK_BYTES = 1 << 20
 
 
-def _utc_midnight(day: date) -> datetime:
+def utc_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=timezone.utc)
 
 
@@ -83,7 +83,7 @@ class OltpDropSource:
         return conn
 
     @staticmethod
-    def _event_days(cur) -> tuple[date, date]:
+    def event_days(cur) -> tuple[date, date]:
         cur.execute("""SELECT (least((SELECT min(rental_date) FROM rental), (SELECT min(payment_date) FROM payment))
                                AT TIME ZONE 'UTC')::date,
                               (greatest((SELECT max(rental_date) FROM rental), (SELECT max(payment_date) FROM payment))
@@ -98,7 +98,7 @@ class OltpDropSource:
         conn = self.connect()
         try:
             with conn.cursor() as cur:
-                return self._event_days(cur)
+                return self.event_days(cur)
         finally:
             conn.close()
 
@@ -113,10 +113,10 @@ class OltpDropSource:
 
     def write_day(self, conn, day: date, out_dir: Path) -> None:
         """One day's 15 files from one REPEATABLE READ snapshot."""
-        bounds = {"lo": _utc_midnight(day), "hi": _utc_midnight(day + timedelta(1))}
+        bounds = {"lo": utc_midnight(day), "hi": utc_midnight(day + timedelta(1))}
         try:
             with conn.cursor() as cur:
-                first, _ = self._event_days(cur)
+                first, _ = self.event_days(cur)
                 for spec in TABLES.values():
                     query = cur.mogrify(export_query(spec, full=day == first), bounds).decode()
                     path = drop_path(out_dir, spec.name, day)
