@@ -3,6 +3,7 @@
     dvd-platform stack up|down|status    the local PostgreSQL + S3 (writes .dvd/stack.env)
     dvd-platform seed [...]              upload sample daily drops to the landing area
     dvd-platform up [...]                stack up + seed + `dagster dev` on 127.0.0.1:3000
+    dvd-platform oltp load-sample [...]  a pagila-shaped OLTP database for the oltp_export connector
 """
 
 from __future__ import annotations
@@ -67,6 +68,21 @@ def cmd_seed(args: argparse.Namespace) -> int:
     result = seed(source, _landing_client(), bucket, days, drip=args.drip)
     print(f"uploaded {result.objects} objects, {result.bytes:,} bytes; rows: "
           + ", ".join(f"{t}={n:,}" for t, n in result.rows.items()))
+    return 0
+
+
+def cmd_oltp(args: argparse.Namespace) -> int:
+    """Create the OLTP database (DVD_OLTP_DSN's) as the superuser and replay the sample's days into it."""
+    from dvd_platform.oltp.sample import load_sample
+    from dvd_platform.seed.drops import select_days
+
+    settings.load_stack_env()
+    missing = [key for key in ("DVD_OLTP_DSN", "DVD_PG_ADMIN_DSN") if not os.environ.get(key)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not set: run `dvd-platform stack up` first")
+    source = _source(args)
+    days = select_days(source, days=args.days, end=args.end)
+    load_sample(os.environ["DVD_PG_ADMIN_DSN"], os.environ["DVD_OLTP_DSN"], source, days)
     return 0
 
 
@@ -263,11 +279,22 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-seed", action="store_true", help="do not seed sample drops")
     up.add_argument("--port", type=int, default=3000)
     up.set_defaults(func=cmd_up)
+    oltp = sub.add_parser("oltp", help="the OLTP source database")
+    oltp_sub = oltp.add_subparsers(dest="oltp_command", required=True)
+    load = oltp_sub.add_parser("load-sample", help="(re)create the OLTP database from the sample, from its first day")
+    load.add_argument("--source", help="a folder of pagila-shaped CSVs, or 'generated' "
+                      f"(default: {DEFAULT_SAMPLE} when it exists, else generated)")
+    load.add_argument("--scale", type=float, default=1.0, help="generator scale (1 = about pagila's size)")
+    load.add_argument("--seed", type=int, default=42, help="generator seed")
+    load.add_argument("--days", type=int, help="load only the first N days")
+    load.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (YYYY-MM-DD)")
+    load.set_defaults(func=cmd_oltp)
+
     mat = sub.add_parser("materialize", help="materialize assets for a day range in one run")
     mat.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     mat.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
     mat.add_argument("--select", help="Dagster asset selection, e.g. 'group:staging' or 'key:stg_rental+' "
-                     "(default: the whole graph)")
+                     "(default: the whole graph from landing on; the OLTP export only when selected)")
     mat.set_defaults(func=cmd_materialize)
     return parser
 

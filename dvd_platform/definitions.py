@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from dvd_platform.assets.marts import mart_assets
+from dvd_platform.assets.oltp import oltp_daily_export, oltp_export, oltp_export_job
 from dvd_platform.assets.raw import landing_drops, raw_drops
 from dvd_platform.assets.staging import staged_assets
 from dvd_platform.assets.warehouse import warehouse_assets
@@ -28,6 +29,7 @@ from dvd_platform.io_managers.parquet import ParquetSnapshotIOManager
 from dvd_platform.io_managers.postgres import PostgresWarehouseIOManager
 from dvd_platform.io_managers.raw_s3 import RawS3IOManager
 from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.oltp import OltpSource
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.resources.spark import SparkResource
 from dvd_platform.resources.warehouse import WarehouseResource
@@ -57,6 +59,7 @@ def build_resources() -> dict:
         "warehouse": warehouse,
         "parquet_io_manager": ParquetSnapshotIOManager(lake=lake, spark=spark),
         "warehouse_io_manager": PostgresWarehouseIOManager(warehouse=warehouse),
+        "oltp": OltpSource(dsn=EnvVar("DVD_OLTP_DSN")),
     }
 
 
@@ -66,11 +69,11 @@ automation_sensor = AutomationConditionSensorDefinition(
 )
 
 defs = Definitions(
-    assets=[landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
+    assets=[oltp_export, landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
     asset_checks=load_sql_checks(),
-    jobs=[daily_pipeline],
+    jobs=[daily_pipeline, oltp_export_job],
     sensors=[landing_sensor, audit_failed_runs, automation_sensor],
-    schedules=[daily_catch_up],
+    schedules=[daily_catch_up, oltp_daily_export],
     resources=build_resources(),
     executor=in_process_executor,
 )

@@ -14,6 +14,7 @@ from dagster import AssetSelection, DagsterInstance, DagsterEventType, Definitio
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+SOURCE_GROUP = "source"
 
 
 @dataclass
@@ -47,11 +48,16 @@ def materialize_range(
     instance: DagsterInstance | None = None,
     tags: dict[str, str] | None = None,
 ) -> RunSummary:
-    """Materialize ``selection`` (default: every asset) for days ``start``..``end`` in one run."""
+    """Materialize ``selection`` for days ``start``..``end`` in one run.
+
+    The default is every asset from landing on: the ``source`` group (the OLTP export,
+    off by default) runs only when selected, so a default run never replaces file drops.
+    """
     job = defs.resolve_implicit_global_asset_job_def()
     asset_graph = defs.resolve_asset_graph()
     if selection is None:
-        keys = [k for k in asset_graph.materializable_asset_keys]
+        sources = AssetSelection.groups(SOURCE_GROUP).resolve(asset_graph)
+        keys = [k for k in asset_graph.materializable_asset_keys if k not in sources]
     else:
         sel = AssetSelection.from_string(selection) if isinstance(selection, str) else selection
         keys = list(sel.resolve(asset_graph))

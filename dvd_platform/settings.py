@@ -29,6 +29,9 @@ ENV_VARS: dict[str, str] = {
     "DVD_PG_DSN": "libpq DSN of the warehouse database, as the loader role (owns schemas dw, dw_audit).",
     "DVD_PG_ANALYST_DSN": "DSN of the warehouse as the read-only analyst role (checks, reports).",
     "DVD_PG_ADMIN_DSN": "Superuser DSN of the local cluster (stack and tests only; unset in production).",
+    "DVD_OLTP_DSN": "DSN of the OLTP (pagila-shaped) source database as a read-only role, for oltp_export.",
+    "DVD_OLTP_EXPORT": "1 turns on the schedule that exports each finished UTC day from the OLTP database into landing "
+                       "(default off; read when the code location loads).",
     "DVD_S3_ENDPOINT_URL": "S3 endpoint URL (moto locally, MinIO in docker-compose; unset for AWS S3).",
     "DVD_LANDING_BUCKET": "Bucket where daily drops land (default dvd-landing).",
     "DVD_LAKE_BUCKET": "Bucket of the lake's immutable raw zone (default dvd-lake).",

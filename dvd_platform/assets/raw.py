@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext, AssetKey, AssetOut, AssetSpec, Output, multi_asset
 
+from dvd_platform.assets.oltp import oltp_export
 from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.s3 import S3Buckets
@@ -25,8 +26,10 @@ from dvd_platform.seed.tables import TABLES
 landing_drops = AssetSpec(
     key=AssetKey("landing_drops"),
     description="Daily CSV drops in the landing bucket: landing/<table>/dt=YYYY-MM-DD/<table>.csv, "
-    "completed by landing/_manifests/dt=YYYY-MM-DD/manifest.json (written last).",
+    "completed by landing/_manifests/dt=YYYY-MM-DD/manifest.json (written last). Dropped by a producer, "
+    "or by oltp_export when the OLTP source is switched on.",
     group_name="landing",
+    deps=[oltp_export],
     partitions_def=daily_partitions,
     kinds={"s3"},
 )

@@ -27,6 +27,10 @@ WAREHOUSE_DB = "dvd_warehouse"
 DAGSTER_DB = "dagster"
 LOADER_ROLE = "dvd_loader"
 ANALYST_ROLE = "dvd_analyst"
+#: The OLTP source database (`dvd-platform oltp load-sample` creates it) and its read-only exporter role.
+OLTP_DB = "dvd_oltp"
+OLTP_READER_ROLE = "dvd_oltp_reader"
+ROLES = ("postgres", LOADER_ROLE, ANALYST_ROLE, OLTP_READER_ROLE)
 
 INSTALL_HINT = (
     "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found via pg_config, "
@@ -112,10 +116,12 @@ class LocalPostgres:
         return pid if pid_alive(pid) else None
 
     def _secrets(self) -> dict[str, str]:
-        if self.secrets_file.exists():
-            return parse_env_file(self.secrets_file)
-        values = {role: secrets.token_urlsafe(18) for role in ("postgres", LOADER_ROLE, ANALYST_ROLE)}
-        write_env_file(self.secrets_file, values)
+        """The roles' passwords; a cluster made before a role existed gets its password added."""
+        values = parse_env_file(self.secrets_file) if self.secrets_file.exists() else {}
+        missing = [role for role in ROLES if role not in values]
+        if missing:
+            values.update({role: secrets.token_urlsafe(18) for role in missing})
+            write_env_file(self.secrets_file, values)
         return values
 
     def init(self) -> None:
@@ -176,7 +182,7 @@ class LocalPostgres:
     # -- databases and roles ------------------------------------------------------
 
     def bootstrap(self, port: int) -> dict[str, str]:
-        """Create the warehouse database, the loader (owner) and the read-only analyst.
+        """Create the warehouse database, the loader (owner), the read-only analyst and the OLTP reader.
 
         Idempotent; returns the DSNs for the stack file.
         """
@@ -185,10 +191,13 @@ class LocalPostgres:
         conn = psycopg2.connect(admin)
         conn.autocommit = True
         with conn.cursor() as cur:
-            for role in (LOADER_ROLE, ANALYST_ROLE):
+            for role in (LOADER_ROLE, ANALYST_ROLE, OLTP_READER_ROLE):
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 verb = "ALTER" if cur.fetchone() else "CREATE"
                 cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(role)), (pw[role],))
+            # The exporter only reads: every transaction of its role is read-only (SELECT grants come with the data).
+            cur.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on")
+                        .format(sql.Identifier(OLTP_READER_ROLE)))
             for db in (WAREHOUSE_DB, DAGSTER_DB):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
                 if not cur.fetchone():
@@ -218,4 +227,5 @@ class LocalPostgres:
             "DVD_PG_ANALYST_DSN": dsn(user=ANALYST_ROLE, password=pw[ANALYST_ROLE], port=port, dbname=WAREHOUSE_DB),
             "DVD_PG_ADMIN_DSN": dsn(user="postgres", password=pw["postgres"], port=port, dbname=WAREHOUSE_DB),
             "DVD_DAGSTER_PG_URL": dsn(user=LOADER_ROLE, password=pw[LOADER_ROLE], port=port, dbname=DAGSTER_DB),
+            "DVD_OLTP_DSN": dsn(user=OLTP_READER_ROLE, password=pw[OLTP_READER_ROLE], port=port, dbname=OLTP_DB),
         }

@@ -79,7 +79,7 @@ class Stack:
         try:
             if environ.get("DVD_PG_DSN"):
                 _check_postgres(environ["DVD_PG_DSN"])
-                for key in ("DVD_PG_DSN", "DVD_PG_ANALYST_DSN", "DVD_PG_ADMIN_DSN", "DVD_DAGSTER_PG_URL"):
+                for key in ("DVD_PG_DSN", "DVD_PG_ANALYST_DSN", "DVD_PG_ADMIN_DSN", "DVD_DAGSTER_PG_URL", "DVD_OLTP_DSN"):
                     if environ.get(key):
                         values[key] = environ[key]
             else:
