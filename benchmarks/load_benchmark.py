@@ -108,7 +108,7 @@ class Bench:
     warehouse: WarehouseResource = field(init=False)
 
     def __post_init__(self) -> None:
-        self.warehouse = WarehouseResource(dsn=self.dsn, scratch_dir=str(self.scratch))
+        self.warehouse = WarehouseResource(dsn=self.dsn)
 
     def execute(self, statement: sql.Composable | str, params: tuple | None = None) -> list[tuple]:
         return self.warehouse.query(statement, params)
