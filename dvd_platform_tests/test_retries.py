@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -10,6 +9,7 @@ import pytest
 
 from dvd_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
 from dvd_platform.stack.procs import free_port
+from dvd_platform_tests.netproxy import Proxy
 
 
 def test_unreachable_warehouse_is_retried_then_reported():
@@ -25,30 +25,14 @@ def test_unreachable_warehouse_is_retried_then_reported():
 
 
 def test_a_server_that_comes_back_within_the_retries_is_used(settings_env):
-    """Forward a port to the real server only after a delay: the first attempts are refused."""
+    """The server is reachable only after a delay: the first attempts are refused."""
     from urllib.parse import urlparse
 
     target = urlparse(settings_env["DVD_PG_DSN"])
-    port = free_port()
-    stop = threading.Event()
-
-    def proxy():
-        time.sleep(0.5)
-        server = socket.create_server(("127.0.0.1", port))
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except socket.timeout:
-                continue
-            upstream = socket.create_connection((target.hostname, target.port))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-        server.close()
-
-    thread = threading.Thread(target=proxy, daemon=True)
-    thread.start()
-    dsn = settings_env["DVD_PG_DSN"].replace(f":{target.port}/", f":{port}/")
+    proxy = Proxy(target.hostname, target.port)
+    later = threading.Timer(0.5, proxy.up)
+    later.start()
+    dsn = settings_env["DVD_PG_DSN"].replace(f":{target.port}/", f":{proxy.port}/")
     warehouse = WarehouseResource(dsn=dsn, connect_attempts=5, connect_backoff_seconds=0.2)
     try:
         conn = warehouse.connect()
@@ -57,19 +41,5 @@ def test_a_server_that_comes_back_within_the_retries_is_used(settings_env):
             assert cur.fetchone() == (1,)
         conn.close()
     finally:
-        stop.set()
-        thread.join(2)
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        later.join()
+        proxy.down()

@@ -28,6 +28,7 @@ from dvd_platform.warehouse.migrations import apply_migrations
 
 LOAD_SQL_DIR = PROJECT_ROOT / "sql" / "load"
 STAGE_SCHEMA = "dw_stage"  # owned by the loader; UNLOGGED per-load tables only
+STAGE_LOCK_CLASS = 4_711_001  # advisory-lock namespace of live stage tables (first key of the pair)
 RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
@@ -131,6 +132,10 @@ class WarehouseResource(ConfigurableResource):
         conn = self.connect()
         try:
             with conn.cursor() as cur:
+                # Held for the whole load (session level, released when this connection ends, also
+                # when the process is killed): a stage whose lock is free belongs to a dead load.
+                cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (STAGE_LOCK_CLASS, stage_name))
+                _drop_abandoned_stages(cur)
                 cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}, {} int NOT NULL)").format(
                     stage, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in stage_columns),
                     sql.Identifier(PART_COLUMN)))
@@ -157,7 +162,7 @@ class WarehouseResource(ConfigurableResource):
                                                       rows_quarantined, started)
             return LoadResult(rows_staged, rows_loaded, (datetime.now(timezone.utc) - started).total_seconds(), attempts)
         except Exception as exc:
-            conn.rollback()
+            _rollback(conn)
             self._audit_failure(asset, window, run_id, started, exc)
             if isinstance(exc, WarehouseLoadError):
                 raise
@@ -167,6 +172,8 @@ class WarehouseResource(ConfigurableResource):
                 with conn.cursor() as cur:
                     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(stage, ledger))
                 conn.commit()
+            except psycopg2.Error:
+                pass  # the server went away: the next load drops the abandoned stage (its lock is free)
             finally:
                 conn.close()
 
@@ -180,7 +187,7 @@ class WarehouseResource(ConfigurableResource):
             rows, attempts = self._transaction(conn, statement, window, asset, run_id, None, None, started)
             return LoadResult(rows, rows, (datetime.now(timezone.utc) - started).total_seconds(), attempts)
         except Exception as exc:
-            conn.rollback()
+            _rollback(conn)
             self._audit_failure(asset, window, run_id, started, exc)
             raise WarehouseLoadError(f"computing {asset} for {window} failed, nothing was changed: {exc}") from exc
         finally:
@@ -224,7 +231,8 @@ class WarehouseResource(ConfigurableResource):
                     raise
                 time.sleep(0.05 * 2**attempt)
             finally:
-                conn.set_session(isolation_level=None)
+                if not conn.closed:  # a lost server must not hide the error that reported it
+                    conn.set_session(isolation_level=None)
         raise AssertionError("unreachable")
 
     def _audit_failure(self, asset: str, window: Window, run_id: str, started: datetime, exc: Exception) -> None:
@@ -241,6 +249,29 @@ class WarehouseResource(ConfigurableResource):
                 conn.commit()
             finally:
                 conn.close()
-        except psycopg2.Error:
+        except (psycopg2.Error, WarehouseUnavailable):
             pass  # the server may be the reason the load failed; the run's own failure still reports it
 
+
+def _rollback(conn) -> None:
+    """Roll back if the connection still lives; a lost server has already discarded the transaction."""
+    try:
+        conn.rollback()
+    except psycopg2.Error:
+        pass
+
+
+def _drop_abandoned_stages(cur) -> None:
+    """Drop stage tables left by loads that died (SIGKILL, lost server): their advisory lock is free.
+
+    A live load holds its lock, so ``pg_try_advisory_lock`` fails for it and its
+    tables are left alone. Ledger tables go with their stage (``<stage>_parts``).
+    """
+    cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename NOT LIKE '%%\\_parts'",
+                (STAGE_SCHEMA,))
+    for (name,) in cur.fetchall():
+        cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (STAGE_LOCK_CLASS, name))
+        if cur.fetchone()[0]:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+                sql.Identifier(STAGE_SCHEMA, name), sql.Identifier(STAGE_SCHEMA, f"{name}_parts")))
+            cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (STAGE_LOCK_CLASS, name))
