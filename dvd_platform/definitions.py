@@ -16,10 +16,12 @@ from dagster import (
     Definitions,
     EnvVar,
     in_process_executor,
+    with_source_code_references,
 )
 
 from dvd_platform.assets.marts import mart_assets
 from dvd_platform.assets.raw import landing_drops, raw_drops
+from dvd_platform.assets.reports import report_assets
 from dvd_platform.assets.staging import staged_assets
 from dvd_platform.assets.warehouse import warehouse_assets
 from dvd_platform.checks.declarative import load_sql_checks
@@ -65,8 +67,12 @@ automation_sensor = AutomationConditionSensorDefinition(
     "default_automation_condition_sensor", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
 )
 
+# Each asset's page links to the file and line that defines it ("Code references" in the UI).
+# They are local paths: the repository has no public remote to link to with link_code_references_to_git.
 defs = Definitions(
-    assets=[landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
+    assets=with_source_code_references(
+        [landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets, *report_assets]
+    ),
     asset_checks=load_sql_checks(),
     jobs=[daily_pipeline],
     sensors=[landing_sensor, audit_failed_runs, automation_sensor],
