@@ -136,7 +136,7 @@ def page(dagster_ui: str):
 
 
 def _shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), animations="disabled")  # no half-faded dialogs
 
 
 def _open_launch_dialog(page):
@@ -172,6 +172,20 @@ def _metadata_value(page, label: str) -> str:
     return row.locator("td").nth(1).inner_text().strip()
 
 
+def _follow_launched_run(page, screenshot: str) -> str:
+    """From the "Launched run" toast to the run's page, until the run ends; asserts it succeeded."""
+    from playwright.sync_api import expect
+
+    run_id = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$")).inner_text().split()[-1]
+    page.get_by_role("link", name="View", exact=True).click()  # the toast's link to the run
+    expect(page).to_have_url(re.compile(f"/runs/{run_id}"))
+    status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    expect(status).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    _shot(page, screenshot)
+    assert status.inner_text() == "Success", f"run {run_id} ended {status.inner_text()} (see {screenshot}.png)"
+    return run_id
+
+
 def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
     from playwright.sync_api import expect
 
@@ -194,14 +208,7 @@ def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
     dialog.get_by_role("button", name="Launch 1 run").click()
 
     # 3. The run, until it succeeds.
-    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
-    run_id = toast.inner_text().split()[-1]
-    page.get_by_role("link", name="View", exact=True).click()  # the toast's link to the run
-    expect(page).to_have_url(re.compile(f"/runs/{run_id}"))
-    status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
-    expect(status).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    _shot(page, "03-run")
-    assert status.inner_text() == "Success", f"run {run_id} ended {status.inner_text()} (see 03-run.png)"
+    _follow_launched_run(page, "03-run")
     expect(page.get_by_text(f"partition: {ONE_DAY}")).to_be_visible()
 
     # 4. The asset's page for that day: row counts, then check results.
@@ -240,3 +247,24 @@ def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
         page.goto(f"/assets/stg_rental?view=partitions&partition={day}")
         expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
         assert int(_metadata_value(page, "rows_out").replace(",", "")) == truth.rentals_per_day[day]
+
+
+def test_revenue_chart_is_a_picture_on_its_asset_page(page, dagster_ui):
+    """The report asset, materialized by a click, shows its PNG in the asset's metadata."""
+    from playwright.sync_api import expect
+
+    page.goto("/assets/revenue_chart")
+    page.get_by_role("button", name="materialization Materialize", exact=True).click()
+    dialog = page.get_by_role("dialog")  # the marts were materialized in the session's other instance
+    dialog.get_by_text("have not been materialized yet").wait_for()
+    dialog.get_by_role("button", name="Confirm").click()
+    _follow_launched_run(page, "07-revenue-chart-run")
+
+    page.goto("/assets/revenue_chart")
+    # Markdown metadata opens in a dialog from its row of the metadata table.
+    page.locator("tr").filter(has=page.get_by_text("chart", exact=True)).get_by_text("[Show Markdown]").click()
+    chart = page.get_by_role("dialog").get_by_role("img", name="revenue per day and store")
+    expect(chart).to_be_visible()
+    size = chart.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size[0] > 500 and size[1] > 200, size  # the PNG decoded in the browser: a real picture, not a broken icon
+    _shot(page, "08-revenue-chart")
