@@ -16,11 +16,13 @@ from dagster import (
     Definitions,
     EnvVar,
     in_process_executor,
+    with_source_code_references,
 )
 
 from dvd_platform.assets.marts import mart_assets
 from dvd_platform.assets.oltp import oltp_daily_export, oltp_export, oltp_export_job
 from dvd_platform.assets.raw import landing_drops, raw_drops
+from dvd_platform.assets.reports import report_assets
 from dvd_platform.assets.staging import staged_assets
 from dvd_platform.assets.warehouse import warehouse_assets
 from dvd_platform.checks.declarative import load_sql_checks
@@ -68,8 +70,12 @@ automation_sensor = AutomationConditionSensorDefinition(
     "default_automation_condition_sensor", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
 )
 
+# Each asset's page links to the file and line that defines it ("Code references" in the UI).
+# They are local paths: the repository has no public remote to link to with link_code_references_to_git.
 defs = Definitions(
-    assets=[oltp_export, landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets],
+    assets=with_source_code_references(
+        [oltp_export, landing_drops, raw_drops, *staged_assets, *warehouse_assets, *mart_assets, *report_assets]
+    ),
     asset_checks=load_sql_checks(),
     jobs=[daily_pipeline, oltp_export_job],
     sensors=[landing_sensor, audit_failed_runs, automation_sensor],

@@ -32,6 +32,7 @@ landing_drops = AssetSpec(
     deps=[oltp_export],
     partitions_def=daily_partitions,
     kinds={"s3"},
+    owners=["team:data-platform"],
 )
 
 
@@ -100,6 +101,7 @@ def _verify(client, bucket: str, entry: dict) -> tuple[str, bool]:
             description=f"The {table} objects of each day, verified and frozen in the lake's raw zone.",
             is_required=False,
             kinds={"s3"},
+            owners=["team:data-platform"],
         )
         for table in TABLES
     },

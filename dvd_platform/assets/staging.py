@@ -51,6 +51,7 @@ def build_staged_asset(table: str) -> AssetsDefinition:
         io_manager_key="parquet_io_manager",
         kinds={"spark", "parquet"},
         tags={"dvd/engine": "spark"},
+        owners=["team:data-platform"],
         description=f"{table} rows of each day, typed (explicit schema, timestamps in UTC), trimmed and "
         f"de-duplicated on the primary key (latest last_update wins); bad rows are quarantined.",
         metadata={"table_contract": STAGED_TYPES[table]},
