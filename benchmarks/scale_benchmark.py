@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -274,8 +275,11 @@ def materialize(bench: BenchStack, first: date, last: date, log_file: Path) -> M
 
 def step_stages() -> dict[str, str]:
     """Step key -> stage, from the definitions (an unknown step fails the benchmark instead of vanishing)."""
-    from dvd_platform.definitions import defs
+    from dagster import BetaWarning
 
+    with warnings.catch_warnings():  # backfill_policy is beta: one warning per asset would bury the progress log
+        warnings.simplefilter("ignore", BetaWarning)
+        from dvd_platform.definitions import defs
     stages = {}
     for assets_def in defs.assets:
         if getattr(assets_def, "is_executable", False):  # landing_drops is an external AssetSpec
@@ -294,11 +298,10 @@ def run_stats(home: Path, expected_runs: int) -> list[dict]:
     the HANDLED_OUTPUT before the first one (event timestamps, so approximate).
     """
     from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
-    from dagster._core.instance.ref import InstanceRef
 
     stages = step_stages()
     out = []
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         if len(runs) != expected_runs:
             raise RuntimeError(f"{home}: {len(runs)} runs, expected {expected_runs}")
@@ -307,6 +310,8 @@ def run_stats(home: Path, expected_runs: int) -> list[dict]:
                 raise RuntimeError(f"run {run.run_id} ended {run.status.value}")
             by_stage = dict.fromkeys(STAGES, 0.0)
             steps = instance.get_run_step_stats(run.run_id)
+            if len(steps) != len(stages):  # a failed blocking check skips its downstream steps
+                raise RuntimeError(f"run {run.run_id}: {len(steps)} steps ran, the graph has {len(stages)}")
             for step in steps:
                 if step.status is None or step.status.value != "SUCCESS":
                     raise RuntimeError(f"run {run.run_id}: step {step.step_key} ended {step.status}")
@@ -371,7 +376,7 @@ def section_scales(base: Path, scales: list[float], days: int) -> list[dict]:
             run = materialize(bench, first, last, base / f"run-scale-{scale:g}.log")
             (stats,) = run_stats(bench.dagster_home, expected_runs=1)
             verified = verify_warehouse(bench, rows, f"scale {scale:g}")
-            log(f"scale {scale:g}: {run.seconds:.1f} s, {events / run.seconds:,.0f} event rows/s, "
+            log(f"scale {scale:g}: {run.seconds:.1f} s, {events / run.seconds:,.1f} event rows/s, "
                 f"peak RSS {run.peak_rss / MIB:,.0f} MiB")
             results.append({
                 "scale": scale, "days": days, "first_day": first.isoformat(), "last_day": last.isoformat(),
@@ -535,8 +540,8 @@ def scales_tables(results: list[dict]) -> str:
         p = r["pipeline"]
         kinds = p["peak_rss_mib_by_kind"]
         rss = f"{kinds.get('python', 0):,.0f} / {kinds.get('java', 0):,.0f} / {p['peak_rss_mib']:,.0f}"
-        lines.append(f"{r['scale']:>6g} {p['wall_seconds']:>8.1f} {p['event_rows_per_s']:>13,.0f} "
-                     f"{p['all_rows_per_s']:>11,.0f} {p['us_per_event_row']:>13,.1f} {rss:>36}")
+        lines.append(f"{r['scale']:>6g} {p['wall_seconds']:>8.1f} {p['event_rows_per_s']:>13,.1f} "
+                     f"{p['all_rows_per_s']:>11,.1f} {p['us_per_event_row']:>13,.0f} {rss:>36}")
     lines += ["", "Seconds per stage (sums of step durations; checks = the separate check steps)",
               f"{'scale':>6} " + " ".join(f"{s:>9}" for s in STAGES)
               + f" {'outside steps':>13} {'checks in asset steps':>22}"]
