@@ -47,6 +47,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -157,12 +158,21 @@ class Measured:
 
 
 def run_measured(argv: list[str], env: dict[str, str], log_file: Path) -> Measured:
-    """Run ``argv`` with its output in ``log_file``, sampling its process tree's RSS."""
+    """Run ``argv`` with its output in ``log_file``, sampling its process tree's RSS.
+
+    The child leads its own process group, so an interrupted benchmark can end the
+    run together with its Spark JVM instead of leaving them running.
+    """
     with open(log_file, "ab") as out:
         started = perf_counter()
-        child = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        with TreeSampler(child.pid) as sampler:
-            returncode = child.wait()
+        child = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            with TreeSampler(child.pid) as sampler:
+                returncode = child.wait()
+        except BaseException:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
         seconds = perf_counter() - started
     return Measured(seconds, returncode, sampler.peak_driver, dict(sampler.peak_by_kind), sampler.samples)
 
