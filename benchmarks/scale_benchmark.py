@@ -555,13 +555,13 @@ def scales_tables(results: list[dict]) -> str:
                      f"{s['generator_rows_per_s']:>11,.0f} {s['upload_seconds']:>9.1f} {s['peak_rss_mib']:>18,.0f}")
     lines += ["", "Single-run backfill of the whole graph",
               f"{'scale':>6} {'wall s':>8} {'event rows/s':>13} {'all rows/s':>11} {'µs/event row':>13} "
-              f"{'peak RSS MiB (python / JVM / driver)':>36}"]
+              f"{'peak RSS MiB (python / JVM / driver)':>38}"]
     for r in results:
         p = r["pipeline"]
         kinds = p["peak_rss_mib_by_kind"]
         rss = f"{kinds.get('python', 0):,.0f} / {kinds.get('java', 0):,.0f} / {p['peak_rss_mib']:,.0f}"
         lines.append(f"{r['scale']:>6g} {p['wall_seconds']:>8.1f} {p['event_rows_per_s']:>13,.1f} "
-                     f"{p['all_rows_per_s']:>11,.1f} {p['us_per_event_row']:>13,.0f} {rss:>36}")
+                     f"{p['all_rows_per_s']:>11,.1f} {p['us_per_event_row']:>13,.0f} {rss:>38}")
     lines += ["", "Seconds per stage (sums of step durations; checks = the separate check steps)",
               f"{'scale':>6} " + " ".join(f"{s:>9}" for s in STAGES)
               + f" {'outside steps':>13} {'checks in asset steps':>22}"]
