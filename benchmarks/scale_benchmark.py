@@ -73,8 +73,7 @@ SECTIONS = ("scales", "per_day", "sensor")
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "scale.json"
 SAMPLE_SECONDS = 0.2
 MIB = 1024 * 1024
-STAGES = ("raw", "staging", "warehouse", "marts", "checks")
-STAGE_OF_GROUP = {"raw": "raw", "staging": "staging", "warehouse": "warehouse", "marts": "marts"}
+STAGES = ("raw", "staging", "warehouse", "marts", "checks")  # the asset groups, then the separate check steps
 #: Environment of the shell that must not reach the runs: they get the throw-away stack's settings only.
 FOREIGN_ENV = re.compile(r"^(DVD_|AWS_|DAGSTER_)")
 PUT_WORKERS = 16
@@ -304,7 +303,9 @@ def step_stages() -> dict[str, str]:
     for assets_def in defs.assets:
         if getattr(assets_def, "is_executable", False):  # landing_drops is an external AssetSpec
             (group,) = set(assets_def.group_names_by_key.values())
-            stages[assets_def.node_def.name] = STAGE_OF_GROUP[group]
+            if group not in STAGES:
+                raise RuntimeError(f"asset group {group!r} of {assets_def.node_def.name} is no stage of this benchmark")
+            stages[assets_def.node_def.name] = group
     for checks_def in defs.asset_checks:
         stages[checks_def.node_def.name] = "checks"
     return stages
@@ -455,12 +456,10 @@ def section_sensor(base: Path, n_objects: int, n_days: int) -> dict:
     from dvd_platform.resources.s3 import S3Buckets
     from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
     from dvd_platform.seed.drops import manifest_key
-    from dvd_platform.sensors import landing_sensor
+    from dvd_platform.sensors import BATCH_ABOVE_DAYS, landing_sensor
     from dvd_platform.settings import DEFAULT_LANDING_BUCKET, LANDING_PREFIX, MANIFEST_PREFIX
     from dvd_platform.stack.s3 import MotoServer, ensure_buckets, s3_client
 
-    if n_objects < n_days:
-        raise ValueError(f"--sensor-objects {n_objects} is fewer than --sensor-days {n_days} manifests")
     days = [START + timedelta(n) for n in range(n_days)]
     tables = sorted(TABLES)
     keys = [manifest_key(day) for day in days]
@@ -505,10 +504,10 @@ def section_sensor(base: Path, n_objects: int, n_days: int) -> dict:
         first_seconds = perf_counter() - started
         requests = first.run_requests or []
         expected = {RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[-1].isoformat()}
-        if n_days > 7 and [{k: r.tags.get(k) for k in expected} for r in requests] != [expected]:
+        if n_days > BATCH_ABOVE_DAYS and [{k: r.tags.get(k) for k in expected} for r in requests] != [expected]:
             raise RuntimeError(f"first tick requested {[(r.partition_key, r.tags) for r in requests]}, "
                                f"expected one range run {expected}")
-        if n_days <= 7 and sorted(r.partition_key for r in requests) != [d.isoformat() for d in days]:
+        if n_days <= BATCH_ABOVE_DAYS and sorted(r.partition_key for r in requests) != [d.isoformat() for d in days]:
             raise RuntimeError(f"first tick requested {[r.partition_key for r in requests]}, expected one per day")
 
         log("sensor: second tick (the first tick's cursor: nothing new)")
@@ -640,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
     scales = parse_list(args.scales, float)
     if args.days < 1 or not scales or min(scales) <= 0 or args.sensor_objects < 1 or args.sensor_days < 1:
         parser.error("--days, --scales, --sensor-objects and --sensor-days must be positive")
+    if args.sensor_objects < args.sensor_days:
+        parser.error(f"--sensor-objects {args.sensor_objects} is fewer than the --sensor-days {args.sensor_days} manifests")
 
     info = {**host_info(), **versions()}
     started = datetime.now(timezone.utc)
