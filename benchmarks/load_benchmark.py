@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -69,6 +68,8 @@ from dvd_platform.stack import Stack
 from dvd_platform.transforms.staging import SourceFile, stage_table
 from dvd_platform.transforms.warehouse import payment_rows
 from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe, csv_lines
+
+from common import host_info, load_average, log
 
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_PACKAGE = "libpostgresql-jdbc-java"
@@ -309,31 +310,22 @@ def jdbc_warm_up(bench: Bench, url: str, properties: dict[str, str]) -> None:
 
 def machine(spark: SparkSession, bench: Bench) -> dict[str, object]:
     """What the figures depend on, recorded next to them."""
-    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
     settings = dict(bench.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
                                   (["shared_buffers", "max_wal_size", "synchronous_commit", "fsync", "wal_level"],)))
     (server_version,), = bench.execute("SHOW server_version")
     jdbc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", JDBC_PACKAGE], capture_output=True, text=True)
+    info = host_info()
+    start_load = info.pop("load_average_at_start")  # kept last, as before
     return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(int(meminfo["MemTotal"].split()[0]) / 1024**2, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
+        **info,
         "spark": spark.version,
         "java": spark.sparkContext._jvm.System.getProperty("java.version"),
         "postgres": server_version,
         "postgres_settings": settings,
         "psql": subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip(),
         "jdbc_driver": jdbc.stdout.strip() if jdbc.returncode == 0 and JDBC_JAR.exists() else None,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_start": start_load,
     }
-
-
-def log(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 def table(results: list[dict], rows: int) -> str:
@@ -424,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             info = machine(spark, bench)
             results = run(bench, args.repeat, jdbc_skipped)
             # Other work on the machine skews the figures: the load average brackets the run.
-            info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            info["load_average_at_end"] = load_average()
         finally:
             spark.stop()
     finally:

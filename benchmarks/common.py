@@ -1,0 +1,39 @@
+"""What every benchmark script records about the machine, and how it logs progress.
+
+Shared by ``load_benchmark.py`` and ``scale_benchmark.py`` (both run as scripts
+from the project root, so this file is importable as ``common``): the figures
+of one script are only comparable with another's when both describe the
+machine the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import datetime
+from pathlib import Path
+
+
+def host_info() -> dict[str, object]:
+    """Cores, CPU model, RAM, OS, Python and the load average now (other work skews every figure)."""
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(int(meminfo["MemTotal"].split()[0]) / 1024**2, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": load_average(),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def log(message: str) -> None:
+    """Progress on stderr, timestamped, so stdout carries only the results."""
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
