@@ -376,7 +376,7 @@ NOTES = [
     "All paths load the same rows, verified by count and sum(amount) after each timing.",
     "psql_copy, platform_stage and the JDBC paths write into empty UNLOGGED tables without indexes "
     "(the stage shape).",
-    "platform_load is the whole WarehouseResource.load(): CSV parts + parallel COPY into an UNLOGGED stage, the "
+    "platform_load is the whole WarehouseResource.load(): executors COPY into an UNLOGGED stage, the "
     "window check, month partitions, then one SERIALIZABLE transaction that deletes the window and inserts into "
     "dw.fact_payment (partitioned, logged, primary key + 10 indexes + foreign keys) with the fact_rental, "
     "dim_customer and dim_staff lookups, plus the audit row.",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from dvd_platform.seed import csvio
-from dvd_platform.seed.drops import seed
+from dvd_platform.seed.drops import MANIFEST_FORMAT, manifest_bytes, manifest_key, object_key, seed
 from dvd_platform.seed.sources import open_drop
 from dvd_platform.seed.tables import TABLES
 
@@ -38,3 +39,24 @@ class CraftedSource:
 def drop(s3, bucket: str, days: dict[date, dict[str, list[list[str]] | str]]) -> None:
     source = CraftedSource(days)
     seed(source, s3, bucket, sorted(days))
+
+
+def drop_bytes(s3, bucket: str, day: date, bodies: dict[str, bytes], *, edit: Callable[[dict], None] | None = None,
+               keys: dict[str, str] | None = None) -> None:
+    """Upload one day as exact bytes (header included), manifest last, the way a producer would.
+
+    For inputs the seeder cannot write (empty, non-UTF-8, wrong headers): tables not in
+    ``bodies`` are header-only. ``keys`` puts a table's object (and its manifest entry)
+    at another key; ``edit`` changes the manifest before it is written (a lying manifest).
+    """
+    objects = []
+    for table, spec in sorted(TABLES.items()):
+        body = bodies.get(table, (",".join(spec.columns) + "\n").encode())
+        key = (keys or {}).get(table, object_key(table, day))
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        objects.append({"table": table, "key": key, "bytes": len(body), "md5": hashlib.md5(body).hexdigest(),
+                        "rows": max(body.count(b"\n") - 1, 0), "columns": list(spec.columns)})
+    manifest = {"format": MANIFEST_FORMAT, "day": day.isoformat(), "source": "crafted", "objects": objects}
+    if edit:
+        edit(manifest)
+    s3.put_object(Bucket=bucket, Key=manifest_key(day), Body=manifest_bytes(manifest))

@@ -20,7 +20,7 @@ from dvd_platform.assets.oltp import oltp_export
 from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.s3 import S3Buckets
-from dvd_platform.seed.drops import manifest_key
+from dvd_platform.seed.drops import manifest_key, object_key
 from dvd_platform.seed.tables import TABLES
 
 landing_drops = AssetSpec(
@@ -51,16 +51,25 @@ def _manifest(client, bucket: str, day) -> dict:
         if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
             raise IncompleteDropError(f"day {day} is not complete: manifest s3://{bucket}/{key} is missing") from exc
         raise
+    except ValueError as exc:  # not JSON, or not UTF-8: say which manifest, not just where the parser stopped
+        raise IncompleteDropError(f"day {day}: manifest s3://{bucket}/{key} is not valid JSON ({exc})") from exc
 
 
-def _verify(client, bucket: str, entry: dict) -> tuple[str, bool]:
+def _verify(client, bucket: str, entry: dict, day) -> tuple[str, bool]:
     """Check one landing object against its manifest entry.
 
-    One ranged GET gives the size (Content-Range), the ETag and the header
+    The key must be the layout's key for the table and day: the manifest is
+    input too, and a key elsewhere (another day, another table, ``..``, the
+    lake's own prefix) would make this day read somebody else's object. One
+    ranged GET then gives the size (Content-Range), the ETag and the header
     line. Returns the verified ETag and whether the object holds only its
     header (judged from the bytes, not from the manifest's row count).
     """
     key = entry["key"]
+    expected = object_key(entry["table"], day)
+    if key != expected:
+        raise IncompleteDropError(f"s3://{bucket}/{key!s}: the manifest lists this key for {entry['table']} "
+                                  f"on {day}, outside the landing layout (expected {expected})")
     try:
         first = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")
     except ClientError as exc:
@@ -92,6 +101,27 @@ def _verify(client, bucket: str, entry: dict) -> tuple[str, bool]:
         )
     header_only = size <= HEAD_BYTES and not rest.strip()
     return etag, header_only
+
+
+def _raise_refusals(futures: list) -> None:
+    """Fail with every refused object of the range at once, not only the first one.
+
+    A range run stops on any refusal anyway; naming all of them lets a producer
+    fix every bad day of a backfill before the retry instead of one per retry.
+    Other errors (S3 unreachable, ...) are raised as they are.
+    """
+    refusals = []
+    for future in futures:
+        error = future.exception()
+        if error is None:
+            continue
+        if not isinstance(error, IncompleteDropError):
+            raise error
+        refusals.append(str(error))
+    if len(refusals) == 1:
+        raise IncompleteDropError(refusals[0])
+    if refusals:
+        raise IncompleteDropError(f"{len(refusals)} objects refused:\n" + "\n".join(sorted(refusals)))
 
 
 @multi_asset(
@@ -126,7 +156,7 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
                 f"(expected landing/{table}/dt={day}/{table}.csv)"
             )
         entry = entries[table]
-        etag, header_only = _verify(client, s3.landing_bucket, entry)
+        etag, header_only = _verify(client, s3.landing_bucket, entry, day)
         if header_only:  # nothing to freeze: the reference says "no rows that day"
             return RawObject(day.isoformat(), s3.lake_bucket, None, entry["bytes"], entry["md5"], 0)
         lake_key = f"raw/{table}/dt={day}/{table}-{entry['md5']}.csv"
@@ -139,6 +169,7 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
     # Verify and copy in parallel (server-side copies: no bytes pass through this process).
     with ThreadPoolExecutor(16) as pool:
         futures = {table: [pool.submit(freeze, day, table) for day in days] for table in tables}
+        _raise_refusals([f for table in tables for f in futures[table]])
         batches = {table: [f.result() for f in futures[table]] for table in tables}
     for table in tables:
         objects = batches[table]

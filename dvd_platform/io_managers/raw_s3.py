@@ -7,12 +7,24 @@ Spark can read in parallel: by default it downloads the objects concurrently
 (streamed to disk, never whole in memory) into a local staging directory keyed
 by md5, so a repeated load downloads nothing; with ``read_mode="s3a"`` it
 hands Spark ``s3a://`` URIs instead (a cluster with hadoop-aws configured).
+
+Two guards sit here, before anything reaches the filesystem or Spark:
+
+* a reference's key must be exactly the raw zone's key for its table, day and
+  md5 (``raw/<table>/dt=D/<table>-<md5>.csv``): the local path is built from
+  those parts, so a forged or corrupted reference can never point it outside
+  the staging directory (``..``) or at another table's file;
+* no line may exceed ``max_line_bytes``: Spark's line reader holds a whole
+  line in one buffer, so a 2 GB line would exhaust the driver's memory (or hit
+  the JVM's 2 GB array limit) instead of failing. The download counts line
+  lengths while it streams, and refuses the object naming its key and line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -56,11 +68,34 @@ def ref_key(table: str, day: date | str) -> str:
     return f"raw/{table}/dt={day}/_ref.json"
 
 
+class UnsafeRawKeyError(ValueError):
+    """A raw reference whose key is not the raw zone's key for its table and day."""
+
+
+class OversizedLineError(ValueError):
+    """A raw object has a line longer than the platform accepts."""
+
+
+MD5_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+def validated_raw(raw: RawObject, table: str, day: date) -> RawObject:
+    """``raw`` if its day, md5 and key are exactly those of ``table``'s object for ``day``, else an error."""
+    if raw.day != day.isoformat() or not MD5_HEX.fullmatch(str(raw.md5)):
+        raise UnsafeRawKeyError(f"raw_{table} reference for {day} is invalid (day {raw.day!r}, md5 {raw.md5!r})")
+    if raw.key is not None and raw.key != f"raw/{table}/dt={day}/{table}-{raw.md5}.csv":
+        raise UnsafeRawKeyError(f"raw_{table} reference for {day} points at {raw.key!r}, "
+                                f"not raw/{table}/dt={day}/{table}-{raw.md5}.csv: refused before any download")
+    return raw
+
+
 class RawS3IOManager(ConfigurableIOManager):
     s3: S3Buckets
     staging_dir: str
     read_mode: str = "download"  # or "s3a"
     download_workers: int = 8
+    # Far above any real row (pagila's longest line is under 1 KB), far below what breaks Spark.
+    max_line_bytes: int = 1 << 20
 
     def handle_output(self, context: OutputContext, obj: RawBatch) -> None:
         client = self.s3.get_client()
@@ -88,25 +123,51 @@ class RawS3IOManager(ConfigurableIOManager):
                         f"(no s3://{self.s3.lake_bucket}/{ref_key(table, day)})"
                     ) from exc
                 raise
-            raw = RawObject(**json.loads(body))
+            raw = validated_raw(RawObject(**json.loads(body)), table, day)
             if raw.key is None:
                 return None
             source = f"s3://{raw.bucket}/{raw.key}"
             if self.read_mode == "s3a":
                 return SourceFile(f"s3a://{raw.bucket}/{raw.key}", day, source)
-            return SourceFile(f"file://{self._download(client, raw)}", day, source)
+            return SourceFile(f"file://{self._download(client, raw, table)}", day, source)
 
         with ThreadPoolExecutor(self.download_workers) as pool:
             return [f for f in pool.map(fetch, days) if f is not None]
 
-    def _download(self, client, raw: RawObject) -> Path:
-        """Download to ``<staging>/<table>/dt=D/<md5>.csv`` unless already there (md5-keyed, so immutable)."""
-        table = raw.key.split("/")[1]
-        target = Path(self.staging_dir) / table / f"dt={raw.day}" / f"{raw.md5}.csv"
+    def _download(self, client, raw: RawObject, table: str) -> Path:
+        """Download to ``<staging>/<table>/dt=D/<md5>.csv`` unless already there (md5-keyed, so immutable).
+
+        Streamed in chunks to a temporary name, checking line lengths on the way;
+        only a complete, accepted file gets its final name.
+        """
+        target = Path(self.staging_dir) / table / f"dt={raw.day}" / f"{raw.md5}.csv"  # parts checked by validated_raw
         if target.exists() and target.stat().st_size == raw.bytes:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        client.download_file(raw.bucket, raw.key, str(tmp))  # streamed in chunks
-        os.replace(tmp, target)
+        try:
+            body = client.get_object(Bucket=raw.bucket, Key=raw.key)["Body"]
+            with open(tmp, "wb") as out:
+                self._copy_checking_lines(body.iter_chunks(1 << 20), out, f"s3://{raw.bucket}/{raw.key}")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
         return target
+
+    def _copy_checking_lines(self, chunks, out, source: str) -> None:
+        """Write ``chunks`` to ``out``; stop at the first line longer than ``max_line_bytes``."""
+        limit = self.max_line_bytes
+        current = 0  # length of the line in progress (its start may be in earlier chunks)
+        lines_before = 0  # complete lines before the current chunk
+        for chunk in chunks:
+            pieces = chunk.split(b"\n")  # pieces[0] continues the current line, pieces[-1] starts the next
+            lengths = [current + len(pieces[0])] + [len(p) for p in pieces[1:]]
+            if max(lengths) > limit:
+                index = next(i for i, n in enumerate(lengths) if n > limit)
+                raise OversizedLineError(
+                    f"{source}: line {lines_before + index + 1} is longer than {limit} bytes "
+                    f"(the limit max_line_bytes of the raw IO manager); the object is refused, nothing was staged"
+                )
+            out.write(chunk)
+            current = lengths[-1]
+            lines_before += len(pieces) - 1

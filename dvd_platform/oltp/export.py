@@ -118,11 +118,12 @@ class OltpDropSource:
             with conn.cursor() as cur:
                 first, _ = self.event_days(cur)
                 for spec in TABLES.values():
-                    query = cur.mogrify(export_query(spec, full=day == first), bounds).decode()
+                    copy = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
+                        export_query(spec, full=day == first))
                     path = drop_path(out_dir, spec.name, day)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with open(path, "wb") as out:
-                        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", out,
-                                        size=COPY_CHUNK_BYTES)
+                        # COPY takes no bind parameters: mogrify binds the day's bounds client-side.
+                        cur.copy_expert(cur.mogrify(copy, bounds).decode(), out, size=COPY_CHUNK_BYTES)
         finally:
             conn.rollback()  # read-only: ends the snapshot

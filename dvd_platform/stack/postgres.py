@@ -193,8 +193,8 @@ class LocalPostgres:
         with conn.cursor() as cur:
             for role in (LOADER_ROLE, ANALYST_ROLE, OLTP_READER_ROLE):
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-                verb = "ALTER" if cur.fetchone() else "CREATE"
-                cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(role)), (pw[role],))
+                statement = "ALTER ROLE {} LOGIN PASSWORD %s" if cur.fetchone() else "CREATE ROLE {} LOGIN PASSWORD %s"
+                cur.execute(sql.SQL(statement).format(sql.Identifier(role)), (pw[role],))
             # The exporter only reads: every transaction of its role is read-only (SELECT grants come with the data).
             cur.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on")
                         .format(sql.Identifier(OLTP_READER_ROLE)))

@@ -4,6 +4,10 @@ Every input line ends up in exactly one place: the staged rows, the quarantine
 (with its source object, line number and reason), or it is the header. Nothing
 is dropped silently: ``StageResult.counts`` lets the caller prove it.
 
+Records are lines: a quoted field may hold commas and doubled quotes, but not a
+line break (its record's fragments are quarantined as unbalanced quotes). Lines
+that are not valid UTF-8 are quarantined, never staged.
+
 Line numbers come from the scan order: each day's file is one split (the
 Spark resource sets ``spark.sql.files.maxPartitionBytes`` high), so within a
 file ``monotonically_increasing_id`` increases by one per line.
@@ -24,6 +28,9 @@ NULL_SENTINEL = "\u0001"  # tells an empty field ("" -> NULL) from a missing one
 TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]X", "yyyy-MM-dd HH:mm:ss[.SSSSSS]XXX")
 TRUE_VALUES = ("t", "true", "1", "y", "yes")
 FALSE_VALUES = ("f", "false", "0", "n", "no")
+NOT_UTF8 = "not valid UTF-8 (raw_line shows the bad bytes as U+FFFD; the source object has them)"
+UNBALANCED_QUOTES = ("unbalanced quotes: a quoted field does not end on this line "
+                     "(a line break inside a field is not supported: one record per line)")
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,14 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
     parsed = lines.withColumn(
         "_p", F.from_csv(F.col("value"), csv_schema, {"nullValue": NULL_SENTINEL, "mode": "PERMISSIVE", "escape": "\"", "quote": "\""})
     )
+    quotes = F.length("value") - F.length(F.regexp_replace("value", '"', ""))
     reasons = [
+        # Spark's text reader keeps a line's bytes as they are: without this, invalid UTF-8 would be staged
+        # and fail (or be mangled) later, in Parquet readers or in the warehouse's COPY.
+        F.when(~F.is_valid_utf8("value"), F.lit(NOT_UTF8)),
+        # Records are read line by line: a quoted field holding a line break splits its record into
+        # fragments that each have an odd number of quotes. Say so, rather than only "fewer fields".
+        F.when(quotes % 2 == 1, F.lit(UNBALANCED_QUOTES)),
         F.when(F.col(f"_p._c{len(columns) - 1}").isNull(), F.lit(f"expected {len(columns)} fields, found fewer")),
         F.when(F.col(f"_p.{extra}").isNotNull(), F.lit(f"expected {len(columns)} fields, found more")),
     ]
@@ -105,8 +119,8 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
                        F.concat(F.lit(f"{name}: cannot parse '"), clean, F.lit(f"' as {kind}")))
             )
     annotated = parsed.select(
-        "source_object", "line", "dt", F.col("value").alias("raw_line"), *typed_cols,
-        F.concat_ws("; ", *reasons).alias("_reason"),
+        "source_object", "line", "dt", F.make_valid_utf8("value").alias("raw_line"), *typed_cols,
+        F.make_valid_utf8(F.concat_ws("; ", *reasons)).alias("_reason"),  # reasons quote values
     )
     missing_key = F.lit(False)
     for key in spec.primary_key:
