@@ -651,7 +651,8 @@ def test_orphan_foreign_key_blocks_its_dependents_for_that_day(pagila_loaded, s3
     downstream = {k.to_user_string() for k in AssetSelection.assets("stg_rental").downstream(include_self=False)
                   .resolve(graph)}
     # (stg_payment depends on stg_rental: its FK checks read the staged rentals.)
-    assert downstream == {"stg_payment", "fact_rental", "fact_payment", "mart_daily_revenue", "mart_category_monthly"}
+    assert downstream == {"stg_payment", "fact_rental", "fact_payment", "mart_daily_revenue", "mart_category_monthly",
+                          "revenue_chart"}
     assert not downstream & set(bad.materialized), bad.materialized
     assert {"dim_customer", "dim_film", "dim_store", "dim_staff", "bridge_film_category"} <= set(bad.materialized)
     with pg.cursor() as cur:
