@@ -28,7 +28,7 @@ import pytest
 from dvd_platform.stack.procs import free_port
 from dvd_platform_tests.scratch import scratch_database
 
-FIRST, LAST = date(2025, 3, 1), date(2025, 3, 3)
+FIRST, LAST = date(2025, 3, 1), date(2025, 3, 2)
 TABLES = ("dim_date", "dim_customer", "dim_film", "dim_store", "dim_staff", "bridge_film_category",
           "fact_rental", "fact_payment", "mart_daily_revenue", "mart_category_monthly")
 
