@@ -42,11 +42,16 @@ def _landing_client():
     return s3_client(os.environ.get("DVD_S3_ENDPOINT_URL") or None)
 
 
-def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where sample rows come from: shared by ``seed``/``up`` and ``oltp load-sample``."""
     parser.add_argument("--source", help="a folder of pagila-shaped CSVs, or 'generated' "
                         f"(default: {DEFAULT_SAMPLE} when it exists, else generated)")
     parser.add_argument("--scale", type=float, default=1.0, help="generator scale (1 = about pagila's size)")
     parser.add_argument("--seed", type=int, default=42, help="generator seed")
+
+
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    add_source_arguments(parser)
     parser.add_argument("--days", type=int, help="seed only the first N days of the selection")
     parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
     parser.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (YYYY-MM-DD)")
@@ -282,10 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     oltp = sub.add_parser("oltp", help="the OLTP source database")
     oltp_sub = oltp.add_subparsers(dest="oltp_command", required=True)
     load = oltp_sub.add_parser("load-sample", help="(re)create the OLTP database from the sample, from its first day")
-    load.add_argument("--source", help="a folder of pagila-shaped CSVs, or 'generated' "
-                      f"(default: {DEFAULT_SAMPLE} when it exists, else generated)")
-    load.add_argument("--scale", type=float, default=1.0, help="generator scale (1 = about pagila's size)")
-    load.add_argument("--seed", type=int, default=42, help="generator seed")
+    add_source_arguments(load)
     load.add_argument("--days", type=int, help="load only the first N days")
     load.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (YYYY-MM-DD)")
     load.set_defaults(func=cmd_oltp)

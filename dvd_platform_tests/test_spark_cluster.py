@@ -27,6 +27,7 @@ import pytest
 
 from dvd_platform.stack.procs import free_port
 from dvd_platform_tests.scratch import scratch_database
+from dvd_platform_tests.test_warehouse import checksum
 
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 2)
 TABLES = ("dim_date", "dim_customer", "dim_film", "dim_store", "dim_staff", "bridge_film_category",
@@ -90,13 +91,7 @@ def _fingerprints(dsn: str) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent checksum of every warehouse table."""
     conn = psycopg2.connect(dsn)
     try:
-        with conn.cursor() as cur:
-            out = {}
-            for table in TABLES:
-                cur.execute(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
-                            f"FROM dw.{table} t")
-                out[table] = cur.fetchone()
-            return out
+        return {table: checksum(conn, table) for table in TABLES}
     finally:
         conn.close()
 
