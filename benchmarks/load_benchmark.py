@@ -22,13 +22,19 @@ each timing, outside it):
   logged ``dw.fact_payment``, and the audit row);
 * ``platform_stage``: only the first half of that, ``copy_dataframe`` into an
   UNLOGGED table: the part that competes with the ceiling;
+* ``psql_copy_fact`` (the ceiling of the whole load): ``psql \\copy`` of the very
+  rows the platform path left in ``dw.fact_payment`` (exported once, untimed),
+  back into ``dw.fact_payment`` itself: the same partitions, primary key,
+  indexes and foreign-key checks, without the stage, the lookups, the
+  delete of the window or the transaction. Next to ``platform_load`` it says
+  what being idempotent and atomic costs over the fastest append;
 * ``jdbc_default`` and ``jdbc_tuned``: ``df.write.jdbc`` into an UNLOGGED table,
   with the driver's defaults, and with ``reWriteBatchedInserts=true`` and
   ``batchsize=10000``.
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/load_benchmark.py [--rows 2000000] [--repeat 1]
+    .venv/bin/python benchmarks/load_benchmark.py [--rows 2000000] [--repeat 3]
 
 A throw-away stack (PostgreSQL with its default settings) is started in a temp
 dir unless ``DVD_PG_DSN`` names a warehouse; then the platform path refuses to
@@ -85,6 +91,7 @@ ROWS_PER_SCALE = 24_000
 BENCH_SCHEMA = "dw_stage"  # owned by the loader and meant for UNLOGGED scratch tables
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "load.json"
 CEILING = "psql_copy"
+FACT_CEILING = "psql_copy_fact"
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class LoadPath:
     key: str
     label: str
     run: Callable[[], float]
+    ceiling: str = CEILING  # the path it is measured against: the same rows into the same kind of table
 
 
 @dataclass
@@ -110,6 +118,10 @@ class Bench:
 
     def __post_init__(self) -> None:
         self.warehouse = WarehouseResource(dsn=self.dsn)
+
+    @property
+    def fact_csv(self) -> Path:
+        return self.scratch / "fact_payment.csv"
 
     def execute(self, statement: sql.Composable | str, params: tuple | None = None) -> list[tuple]:
         return self.warehouse.query(statement, params)
@@ -246,15 +258,19 @@ def write_single_csv(bench: Bench) -> Path:
     return target
 
 
+def psql(bench: Bench, command: str) -> None:
+    """One psql meta-command against the benchmark's database."""
+    result = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
+                            env=psql_env(bench.dsn), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"psql {command!r} failed: {result.stderr.strip()}")
+
+
 def psql_copy(bench: Bench, csv_file: Path) -> float:
     table = bench.fresh_table("bench_psql_copy")
-    command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
-               "-c", f"\\copy {BENCH_SCHEMA}.bench_psql_copy FROM '{csv_file}' WITH (FORMAT csv)"]
     started = perf_counter()
-    result = subprocess.run(command, env=psql_env(bench.dsn), capture_output=True, text=True)
+    psql(bench, f"\\copy {BENCH_SCHEMA}.bench_psql_copy FROM '{csv_file}' WITH (FORMAT csv)")
     seconds = perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"psql \\copy failed: {result.stderr.strip()}")
     bench.verify_and_drop(table)
     return seconds
 
@@ -276,9 +292,29 @@ def platform_load(bench: Bench) -> float:
         raise RuntimeError(f"platform load staged {result.rows_staged} and loaded {result.rows_loaded} rows, "
                            f"expected {bench.rows}")
     bench.verify(window_rows, "dw.fact_payment", bounds)
-    # The window is exactly these two months and was empty before: emptying them undoes this load only.
+    if not bench.fact_csv.exists():  # the whole-load ceiling's input: exactly these rows (untimed)
+        psql(bench, f"\\copy (SELECT * FROM dw.fact_payment WHERE payment_ts >= '{WINDOW.params['window_start']}' "
+                    f"AND payment_ts < '{WINDOW.params['window_end']}') TO '{bench.fact_csv}' WITH (FORMAT csv)")
+    empty_window(bench)
+    return seconds
+
+
+def empty_window(bench: Bench) -> None:
+    """The window is exactly these months and was empty before: emptying them undoes one load only."""
     bench.execute(sql.SQL("TRUNCATE {}").format(
         sql.SQL(", ").join(sql.Identifier("dw", name) for name in MONTH_PARTITIONS)))
+
+
+def psql_copy_fact(bench: Bench) -> float:
+    """``psql \\copy`` of the platform's own fact rows straight into ``dw.fact_payment`` (an append)."""
+    if not bench.fact_csv.exists():
+        raise RuntimeError("psql_copy_fact runs after platform_load, which exports its rows")
+    started = perf_counter()
+    psql(bench, f"\\copy dw.fact_payment FROM '{bench.fact_csv}' WITH (FORMAT csv)")
+    seconds = perf_counter() - started
+    bench.verify(sql.SQL("SELECT count(*), sum(amount) FROM dw.fact_payment WHERE payment_ts >= %s AND payment_ts < %s"),
+                 "dw.fact_payment", (WINDOW.params["window_start"], WINDOW.params["window_end"]))
+    empty_window(bench)
     return seconds
 
 
@@ -333,20 +369,24 @@ def machine(spark: SparkSession, bench: Bench) -> dict[str, object]:
 
 
 def table(results: list[dict], rows: int) -> str:
-    header = ("path", "rows", "seconds", "rows/s", "vs psql \\copy")
-    lines = ["{:<62} {:>10} {:>8} {:>9} {:>14}".format(*header)]
+    header = ("path", "rows", "seconds", "rows/s", "vs ceiling", "ceiling")
+    lines = ["{:<66} {:>10} {:>8} {:>9} {:>10}  {}".format(*header)]
     for r in results:
-        lines.append(f"{r['label']:<62} {rows:>10,} {r['seconds']:>8.2f} {r['rows_per_s']:>9,.0f} {r['ratio']:>14.2f}")
+        lines.append(f"{r['label']:<66} {rows:>10,} {r['seconds']:>8.2f} {r['rows_per_s']:>9,.0f} {r['ratio']:>10.2f}  "
+                     f"{r['ceiling']}")
     return "\n".join(lines)
 
 
 def run(bench: Bench, repeat: int, jdbc_skipped: str | None) -> list[dict]:
-    """Each path ``repeat`` times, interleaved, keeping the best; ratios are against the best ``psql \\copy``."""
+    """Each path ``repeat`` times, interleaved, keeping the best; each ratio is against its ceiling's best."""
     log("writing the ceiling's single CSV file (also warms Spark's CSV writer)")
     csv_file = write_single_csv(bench)
     paths = [
         LoadPath(CEILING, "psql \\copy of one CSV file (ceiling)", lambda: psql_copy(bench, csv_file)),
-        LoadPath("platform_load", "platform: WarehouseResource.load(fact_payment), whole call", lambda: platform_load(bench)),
+        LoadPath("platform_load", "platform: WarehouseResource.load(fact_payment), whole call",
+                 lambda: platform_load(bench), ceiling=FACT_CEILING),
+        LoadPath(FACT_CEILING, "psql \\copy of the same fact rows into dw.fact_payment (ceiling)",
+                 lambda: psql_copy_fact(bench), ceiling=FACT_CEILING),
         LoadPath("platform_stage", "platform stage only: executors COPY CSV lines made by Spark",
                  lambda: platform_stage(bench)),
     ]
@@ -367,9 +407,9 @@ def run(bench: Bench, repeat: int, jdbc_skipped: str | None) -> list[dict]:
             seconds = p.run()
             timings[p.key].append(seconds)
             log(f"run {attempt}/{repeat}: {p.label}: {seconds:.2f} s ({bench.rows / seconds:,.0f} rows/s)")
-    ceiling = min(timings[CEILING])
     return [{"key": p.key, "label": p.label, "seconds": min(timings[p.key]), "all_seconds": timings[p.key],
-             "rows_per_s": bench.rows / min(timings[p.key]), "ratio": ceiling / min(timings[p.key])} for p in paths]
+             "rows_per_s": bench.rows / min(timings[p.key]), "ceiling": p.ceiling,
+             "ratio": min(timings[p.ceiling]) / min(timings[p.key])} for p in paths]
 
 
 NOTES = [
@@ -381,13 +421,17 @@ NOTES = [
     "dw.fact_payment (partitioned, logged, primary key + 10 indexes + foreign keys) with the fact_rental, "
     "dim_customer and dim_staff lookups, plus the audit row.",
     "No dimension rows are loaded: every payment binds to the unknown members (-1); the lookups still run.",
+    "psql_copy_fact appends the rows platform_load left in dw.fact_payment back into it: the same indexes and "
+    "foreign-key checks, none of the stage, lookups, window delete or transaction. It is platform_load's ceiling.",
 ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="at least this many rows per path (default 2,000,000)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per path, the best is kept (default 1)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per path, the best is kept (default 3: the first platform run also starts "
+                             "Spark's Python workers)")
     parser.add_argument("--out", type=Path, default=RESULTS_FILE, help=f"JSON results (default {RESULTS_FILE})")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.repeat < 1:
@@ -432,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nLoad paths into PostgreSQL, {bench.rows:,} rows, best of {args.repeat} "
           f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n")
     print(table(results, bench.rows))
-    print(f"\ntarget: platform load >= 0.90 of psql \\copy: {by_key['platform_load']['ratio']:.2f} "
-          f"({'met' if by_key['platform_load']['ratio'] >= 0.9 else 'not met'}); "
-          f"stage only: {by_key['platform_stage']['ratio']:.2f}")
+    for key, ceiling in (("platform_load", "psql \\copy into dw.fact_payment"),
+                         ("platform_stage", "psql \\copy into an UNLOGGED table")):
+        ratio = by_key[key]["ratio"]
+        print(f"target: {key} >= 0.90 of {ceiling}: {ratio:.2f} ({'met' if ratio >= 0.9 else 'not met'})")
     for note in NOTES:
         print(f"- {note}")
     if jdbc_skipped:
