@@ -15,8 +15,11 @@ always runs from the first day, in the same order, drawing the same numbers
 whichever days are asked for; it only writes the files of the wanted days. So
 the bytes of a day depend on (scale, seed, start, day) alone.
 
-Memory: reference tables live in memory (they grow with the scale but stay
-small); events are made one day at a time. A payment dated on a later day than
+Memory: of the reference tables only what changes or what the rentals draw
+from is kept, in arrays of machine numbers (a few bytes per customer, film and
+copy); a customer's or film's row is drawn again from its own seed
+(``"42:reference:film:17"``) whenever it is written. Events are made one day
+at a time. A payment dated on a later day than
 its rental (paid at return) is spooled to a per-day temp file, and only when
 that day is being written; for the other days a per-day count keeps payment
 ids right.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -130,13 +134,7 @@ CUSTOMER_MAIL = "dvdcustomer.org"
 STAFF_MAIL = "dvdstaff.com"
 MAIL_DOMAINS = ("example.com", "example.net", "example.org", "mail.example")
 
-_CUSTOMER = TABLES["customer"].columns
 _FILM = TABLES["film"].columns
-CUSTOMER_FIRST_NAME = _CUSTOMER.index("first_name")
-CUSTOMER_LAST_NAME = _CUSTOMER.index("last_name")
-CUSTOMER_EMAIL = _CUSTOMER.index("email")
-CUSTOMER_ADDRESS = _CUSTOMER.index("address_id")
-CUSTOMER_LAST_UPDATE = _CUSTOMER.index("last_update")
 FILM_RATE = _FILM.index("rental_rate")
 FILM_LAST_UPDATE = _FILM.index("last_update")
 
@@ -265,58 +263,91 @@ class _Reference:
         return random.Random(f"{self.seed}:reference:{purpose}")
 
     def _build_customers(self) -> None:
-        """Customers, each at a store that has copies to rent (all of them, unless the scale is tiny)."""
-        stocked = [store for store in range(1, self.n_stores + 1) if self.store_items[store]]
-        if not stocked:
+        """Customers, each at a store that has copies to rent (all of them, unless the scale is tiny).
+
+        Only what changes or what the rentals draw from is kept, in compact arrays; the
+        rest of a customer's row is drawn again from its own seed when it is written.
+        """
+        self.stocked = [store for store in range(1, self.n_stores + 1) if self.store_items[store]]
+        if not self.stocked:
             raise SeedError(f"scale {self.scale:g} is too small: no film copy is in stock")
-        rng = self._rng("customer")
-        self.customers: list[Row] = [[]]
-        self.customer_store = [0]
-        weights = []
+        self.customer_store = array("i", [0])
+        self.customer_address = array("i", [0])
+        self.customer_updated = array("q", [0])  # epoch second of the last change; 0: as loaded
+        self.customer_email: dict[int, str] = {}  # changed e-mails only
+        self.customer_cum_weights = array("d")
+        total = 0.0
         for customer_id in range(1, self.n_customers + 1):
-            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            store = rng.choice(stocked)
-            created = self.start - timedelta(rng.randint(1, 730))
-            active = rng.random() >= INACTIVE_CUSTOMERS
-            self.customers.append([customer_id, store, first, last, f"{first}.{last}@{CUSTOMER_MAIL}",
-                                   self.first_customer_address + customer_id - 1, "t", created.isoformat(),
-                                   self.loaded, int(active)])
+            _, _, store, _, active, weight = self._customer_static(customer_id)
             self.customer_store.append(store)
-            weights.append(rng.gammavariate(2.0, 0.5) * (1.0 if active else 0.2))  # some customers rent far more
+            self.customer_address.append(self.first_customer_address + customer_id - 1)
+            self.customer_updated.append(0)
+            total += weight * (1.0 if active else 0.2)  # some customers rent far more
+            self.customer_cum_weights.append(total)
         self.customer_ids = range(1, self.n_customers + 1)
-        self.customer_cum_weights = list(accumulate(weights))
+
+    def _customer_static(self, customer_id: int) -> tuple[str, str, int, str, bool, float]:
+        """A customer's fixed attributes, from its own seed: first, last, store, created, active, weight."""
+        rng = self._rng(f"customer:{customer_id}")
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        store = rng.choice(self.stocked)
+        created = self.start - timedelta(rng.randint(1, 730))
+        active = rng.random() >= INACTIVE_CUSTOMERS
+        return first, last, store, created.isoformat(), active, rng.gammavariate(2.0, 0.5)
+
+    def customer_row(self, customer_id: int) -> Row:
+        first, last, store, created, active, _ = self._customer_static(customer_id)
+        updated = self.customer_updated[customer_id]
+        return [customer_id, store, first, last,
+                self.customer_email.get(customer_id, f"{first}.{last}@{CUSTOMER_MAIL}"),
+                self.customer_address[customer_id], "t", created,
+                self.clock.seconds(updated) if updated else self.loaded, int(active)]
 
     def _build_films(self) -> None:
         rng = self._rng("film")
-        titles = [f"{a} {b}" for a, b in product(TITLE_FIRST, TITLE_SECOND)]
-        rng.shuffle(titles)
-        self.films: list[Row] = [[]]
-        self.film_rate = [0]
-        self.film_duration = [0]
+        self.titles = [f"{a} {b}" for a, b in product(TITLE_FIRST, TITLE_SECOND)]
+        rng.shuffle(self.titles)
+        self.film_rate = array("i", [0])
+        self.film_duration = array("i", [0])
+        self.film_updated = array("q", [0])  # epoch second of the last price change; 0: as loaded
         for film_id in range(1, self.n_films + 1):
-            rounds, index = divmod(film_id - 1, len(titles))
-            title = titles[index] + (f" {rounds + 1}" if rounds else "")  # unique beyond the word pairs
-            people = rng.sample(STORY_PEOPLE, 3)
-            description = (f"A {rng.choice(STORY_MOODS)} {rng.choice(STORY_FORMS)} of a {people[0]} And a "
-                           f"{people[1]} who must {rng.choice(STORY_VERBS)} a {people[2]} in "
-                           f"{rng.choice(STORY_PLACES)}")
-            duration = rng.randint(3, 7)
-            rate = rng.choice(RATES_CENTS)
-            features: list[str] = []
-            while not features:
-                features = [feature for feature in FEATURES if rng.random() < 0.5]
-            self.films.append([film_id, title, description, rng.randint(2006, 2024),
-                               rng.choices(range(1, len(LANGUAGES) + 1), LANGUAGE_WEIGHTS)[0], "", duration,
-                               _cents_text(rate), rng.randint(46, 185), _cents_text(rng.randint(9, 29) * 100 + 99),
-                               rng.choice(RATINGS), self.loaded, _array_literal(features)])
+            _, duration, rate = self._film_static(film_id)
             self.film_rate.append(rate)
             self.film_duration.append(duration)
+            self.film_updated.append(0)
+
+    def _film_static(self, film_id: int) -> tuple[Row, int, int]:
+        """A film's row as loaded (from its own seed), its rental duration and its first rate in cents."""
+        rng = self._rng(f"film:{film_id}")
+        rounds, index = divmod(film_id - 1, len(self.titles))
+        title = self.titles[index] + (f" {rounds + 1}" if rounds else "")  # unique beyond the word pairs
+        people = rng.sample(STORY_PEOPLE, 3)
+        description = (f"A {rng.choice(STORY_MOODS)} {rng.choice(STORY_FORMS)} of a {people[0]} And a "
+                       f"{people[1]} who must {rng.choice(STORY_VERBS)} a {people[2]} in "
+                       f"{rng.choice(STORY_PLACES)}")
+        duration = rng.randint(3, 7)
+        rate = rng.choice(RATES_CENTS)
+        features: list[str] = []
+        while not features:
+            features = [feature for feature in FEATURES if rng.random() < 0.5]
+        row = [film_id, title, description, rng.randint(2006, 2024),
+               rng.choices(range(1, len(LANGUAGES) + 1), LANGUAGE_WEIGHTS)[0], "", duration,
+               _cents_text(rate), rng.randint(46, 185), _cents_text(rng.randint(9, 29) * 100 + 99),
+               rng.choice(RATINGS), self.loaded, _array_literal(features)]
+        return row, duration, rate
+
+    def film_row(self, film_id: int) -> Row:
+        row, _, _ = self._film_static(film_id)
+        row[FILM_RATE] = _cents_text(self.film_rate[film_id])
+        if self.film_updated[film_id]:
+            row[FILM_LAST_UPDATE] = self.clock.seconds(self.film_updated[film_id])
+        return row
 
     def _build_inventory(self) -> None:
         rng = self._rng("inventory")
-        self.item_film = [0]
-        self.item_store = [0]
-        self.store_items: list[list[int]] = [[] for _ in range(self.n_stores + 1)]
+        self.item_film = array("i", [0])
+        self.item_store = array("i", [0])
+        self.store_items = [array("i") for _ in range(self.n_stores + 1)]
         for film_id in range(1, self.n_films + 1):
             copies = rng.choices(COPIES, COPY_WEIGHTS)[0]
             for store in sorted(rng.randint(1, self.n_stores) for _ in range(copies)):
@@ -376,10 +407,10 @@ class _Reference:
                    (staff_id - 1) // STAFF_PER_STORE + 1, "t", f"{first}.{last}{staff_id}".lower(), self.loaded]
 
     def _snapshot_customer(self) -> Iterator[Row]:
-        return iter(self.customers[1:])
+        return map(self.customer_row, self.customer_ids)
 
     def _snapshot_film(self) -> Iterator[Row]:
-        return iter(self.films[1:])
+        return map(self.film_row, range(1, self.n_films + 1))
 
     def _snapshot_film_category(self) -> Iterator[Row]:
         rng = self._rng("film_category")
@@ -416,31 +447,29 @@ class _Reference:
             for _ in range(_poisson(rng, share * size * noise))
         )
         changes = _DayChanges()
-        customers: dict[int, Row] = {}
-        films: dict[int, Row] = {}
+        customers: set[int] = set()
+        films: set[int] = set()
         addresses: list[Row] = []
         for second, kind, target in events:
-            stamp = self.clock.seconds(day_start + second)
+            moment = day_start + second
             if kind == "rate":
-                film = self.films[target]
-                changes.rates_replaced.setdefault(target, []).append((day_start + second, self.film_rate[target]))
+                changes.rates_replaced.setdefault(target, []).append((moment, self.film_rate[target]))
                 self.film_rate[target] = rng.choice([r for r in RATES_CENTS if r != self.film_rate[target]])
-                film[FILM_RATE], film[FILM_LAST_UPDATE] = _cents_text(self.film_rate[target]), stamp
-                films[target] = film
+                self.film_updated[target] = moment
+                films.add(target)
                 continue
-            customer = self.customers[target]
             if kind == "email":
-                first, last = customer[CUSTOMER_FIRST_NAME], customer[CUSTOMER_LAST_NAME]
-                customer[CUSTOMER_EMAIL] = f"{first}.{last}{rng.randint(1, 999)}@{rng.choice(MAIL_DOMAINS)}".lower()
+                first, last, *_ = self._customer_static(target)
+                self.customer_email[target] = f"{first}.{last}{rng.randint(1, 999)}@{rng.choice(MAIL_DOMAINS)}".lower()
             else:
-                addresses.append(self.address_row(rng, self.next_address_id, stamp))
-                customer[CUSTOMER_ADDRESS] = self.next_address_id
+                addresses.append(self.address_row(rng, self.next_address_id, self.clock.seconds(moment)))
+                self.customer_address[target] = self.next_address_id
                 self.next_address_id += 1
-            customer[CUSTOMER_LAST_UPDATE] = stamp
-            customers[target] = customer
-        # Copies: the live rows keep changing on later days.
-        changes.rows["customer"] = [list(customers[key]) for key in sorted(customers)]
-        changes.rows["film"] = [list(films[key]) for key in sorted(films)]
+            self.customer_updated[target] = moment
+            customers.add(target)
+        # Each changed row as it is at the end of the day (its latest version).
+        changes.rows["customer"] = [self.customer_row(key) for key in sorted(customers)]
+        changes.rows["film"] = [self.film_row(key) for key in sorted(films)]
         changes.rows["address"] = addresses
         return changes
 
@@ -456,7 +485,7 @@ class _Simulation:
         self.spool_dir = spool_dir
         self.ref = _Reference(source.scale, source.seed, source.start)
         self.clock = self.ref.clock
-        self.out_until = [0] * (self.ref.n_items + 1)  # per inventory copy: second it is back in the store
+        self.out_until = array("q", bytes(8 * (self.ref.n_items + 1)))  # per copy: second it is back in the store
         self.next_rental_id = 1
         self.next_payment_id = 1
         self.payment_counts: dict[int, int] = {}  # epoch day -> payments dated that day (ids are given per day)
