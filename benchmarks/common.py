@@ -1,4 +1,4 @@
-"""What every benchmark script records about the machine, and how it logs progress.
+"""What every benchmark script records about the machine, how it logs progress, and how it writes its JSON.
 
 Shared by ``load_benchmark.py`` and ``scale_benchmark.py`` (both run as scripts
 from the project root, so this file is importable as ``common``): the figures
@@ -8,8 +8,10 @@ machine the same way.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -37,3 +39,11 @@ def load_average() -> list[float]:
 def log(message: str) -> None:
     """Progress on stderr, timestamped, so stdout carries only the results."""
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def write_results(out: Path, date: datetime, results: dict[str, object]) -> None:
+    """The script's JSON: when it ran and the command line, then ``results``; says where it went."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"date": date.isoformat(timespec="seconds"), "command": shlex.join(sys.orig_argv),
+                               **results}, indent=2, default=str) + "\n")
+    print(f"\nwrote {out}")

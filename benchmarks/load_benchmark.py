@@ -45,9 +45,7 @@ Results go to stdout and ``benchmarks/results/load.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -75,7 +73,7 @@ from dvd_platform.transforms.staging import SourceFile, stage_table
 from dvd_platform.transforms.warehouse import payment_rows
 from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe, csv_lines
 
-from common import host_info, load_average, log
+from common import host_info, load_average, log, write_results
 
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_PACKAGE = "libpostgresql-jdbc-java"
@@ -86,6 +84,8 @@ COLUMNS = [name for name, _ in SPEC.stage_columns]
 # fact_payment_p2022_02 .. _p2022_07, so truncating them undoes it and nothing else.
 WINDOW = Window(date(2022, 2, 1), date(2022, 7, 31))
 MONTH_PARTITIONS = tuple(f"fact_payment_p2022_{m:02d}" for m in range(2, 8))
+WINDOW_BOUNDS = (WINDOW.params["window_start"], WINDOW.params["window_end"])
+WINDOW_ROWS = sql.SQL("SELECT count(*), sum(amount) FROM dw.fact_payment WHERE payment_ts >= %s AND payment_ts < %s")
 # Generator scale giving a little over 2,000,000 payments in WINDOW (about 133 x scale rentals a day).
 ROWS_PER_SCALE = 24_000
 BENCH_SCHEMA = "dw_stage"  # owned by the loader and meant for UNLOGGED scratch tables
@@ -276,10 +276,7 @@ def psql_copy(bench: Bench, csv_file: Path) -> float:
 
 
 def platform_load(bench: Bench) -> float:
-    window_rows = sql.SQL("SELECT count(*), sum(amount) FROM dw.fact_payment "
-                          "WHERE payment_ts >= %s AND payment_ts < %s")
-    bounds = (WINDOW.params["window_start"], WINDOW.params["window_end"])
-    (already, _), = bench.execute(window_rows, bounds)
+    (already, _), = bench.execute(WINDOW_ROWS, WINDOW_BOUNDS)
     if already:
         raise RuntimeError(f"dw.fact_payment already holds {already} rows in {WINDOW}: the platform path would "
                            "replace them; point DVD_PG_DSN at a scratch warehouse (or unset it)")
@@ -291,7 +288,7 @@ def platform_load(bench: Bench) -> float:
     if (result.rows_staged, result.rows_loaded) != (bench.rows, bench.rows):
         raise RuntimeError(f"platform load staged {result.rows_staged} and loaded {result.rows_loaded} rows, "
                            f"expected {bench.rows}")
-    bench.verify(window_rows, "dw.fact_payment", bounds)
+    bench.verify(WINDOW_ROWS, "dw.fact_payment", WINDOW_BOUNDS)
     if not bench.fact_csv.exists():  # the whole-load ceiling's input: exactly these rows (untimed)
         psql(bench, f"\\copy (SELECT * FROM dw.fact_payment WHERE payment_ts >= '{WINDOW.params['window_start']}' "
                     f"AND payment_ts < '{WINDOW.params['window_end']}') TO '{bench.fact_csv}' WITH (FORMAT csv)")
@@ -312,8 +309,7 @@ def psql_copy_fact(bench: Bench) -> float:
     started = perf_counter()
     psql(bench, f"\\copy dw.fact_payment FROM '{bench.fact_csv}' WITH (FORMAT csv)")
     seconds = perf_counter() - started
-    bench.verify(sql.SQL("SELECT count(*), sum(amount) FROM dw.fact_payment WHERE payment_ts >= %s AND payment_ts < %s"),
-                 "dw.fact_payment", (WINDOW.params["window_start"], WINDOW.params["window_end"]))
+    bench.verify(WINDOW_ROWS, "dw.fact_payment", WINDOW_BOUNDS)
     empty_window(bench)
     return seconds
 
@@ -486,18 +482,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- Spark JDBC paths skipped: {jdbc_skipped}")
     print("\nmachine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(sys.orig_argv),
+    write_results(args.out, datetime.now(timezone.utc), {
         "rows": bench.rows,
         "repeat": args.repeat,
         "machine": info,
         "results": results,
         "jdbc_skipped": jdbc_skipped,
         "notes": NOTES,
-    }, indent=2, default=str) + "\n")
-    print(f"\nwrote {args.out}")
+    })
     return 0
 
 

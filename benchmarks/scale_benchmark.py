@@ -45,7 +45,6 @@ import json
 import math
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -60,7 +59,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Sequence
 
-from common import host_info, load_average, log
+from common import host_info, load_average, log, write_results
 
 from dvd_platform.seed.generator import DEFAULT_START
 from dvd_platform.seed.tables import TABLES
@@ -675,16 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     print("skipped: " + (", ".join(sorted(skip)) or "nothing"))
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "date": started.isoformat(timespec="seconds"),
-        "command": shlex.join(sys.orig_argv),
-        "start_day": START.isoformat(),
-        "days": args.days,
-        "machine": info,
-        **report,
-    }, indent=2, default=str) + "\n")
-    print(f"\nwrote {args.out}")
+    write_results(args.out, started, {"start_day": START.isoformat(), "days": args.days, "machine": info, **report})
     return 0
 
 
