@@ -283,7 +283,8 @@ def platform_load(bench: Bench) -> float:
     started = perf_counter()
     result = bench.warehouse.load(ASSET, bench.df, list(SPEC.stage_columns), WINDOW,
                                   run_id=f"load-benchmark-{uuid.uuid4().hex[:8]}",
-                                  partition_parent=SPEC.partition_parent, time_column=SPEC.time_column)
+                                  partition_parent=SPEC.partition_parent, time_column=SPEC.time_column,
+                                  swap_whole_months=SPEC.swap_whole_months)
     seconds = perf_counter() - started
     if (result.rows_staged, result.rows_loaded) != (bench.rows, bench.rows):
         raise RuntimeError(f"platform load staged {result.rows_staged} and loaded {result.rows_loaded} rows, "

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -15,6 +16,7 @@ from fractions import Fraction
 import psycopg2
 import pytest
 
+from dvd_platform.resources.warehouse import Window
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform_tests.crafted import drop
 
@@ -174,39 +176,122 @@ def test_rerunning_a_middle_day_of_the_history_matches_the_in_order_run(scd_days
 
 
 def test_sigkill_in_the_middle_of_a_fact_load_keeps_the_previous_rows(pagila_loaded, pg, settings_env, run_range):
-    """Block the load's transaction on a table lock, SIGKILL the run process while it waits, and
-    check the day's rows are exactly as before; then a re-run completes."""
-    day = "2022-07-27"
+    """Load June (a whole month: swapped in) and July 1-27 (deleted and re-inserted) in one run;
+    block the swap on the old June partition, after the new one is built, SIGKILL the run process
+    while it waits, and check the facts are exactly as before; then a re-run completes."""
+    first, last = date(2022, 6, 1), date(2022, 7, 27)
     before = checksum(pg, "fact_payment")
     blocker = psycopg2.connect(settings_env["DVD_PG_DSN"])
     cur = blocker.cursor()
-    cur.execute("LOCK TABLE dw.fact_payment IN SHARE MODE")
+    cur.execute("LOCK TABLE dw.fact_payment_p2022_06 IN ACCESS SHARE MODE")  # a reader: blocks only the detach
     env = {**os.environ, **settings_env}
     env.pop("DAGSTER_HOME", None)  # an ephemeral instance for the child run
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", day, "--to", day, "--select", "key:fact_payment"],
+        [sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", str(first), "--to", str(last),
+         "--select", "key:fact_payment"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    swapping = "SELECT dw.swap_month_partition%%"
     try:
         deadline = time.monotonic() + 120
         waiting = []
         while time.monotonic() < deadline and not waiting:
-            waiting = query(pg, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                "AND query LIKE '%%DELETE FROM dw.fact_payment%%'")
+            waiting = query(pg, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                            (swapping,))
             time.sleep(0.2)
-        assert waiting, "the load never reached its transaction"
+        assert waiting, "the load never reached its partition swap"  # June's new table is built by then
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
         blocker.rollback()
         blocker.close()
-    # The orphaned backend finishes its DELETE, finds the client gone and rolls back.
+    # The orphaned backend gets its lock, finds the client gone and rolls back.
     deadline = time.monotonic() + 30
-    while query(pg, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%DELETE FROM dw.fact_payment%%' "
-                    "AND pid <> pg_backend_pid()")[0][0] and time.monotonic() < deadline:
+    while query(pg, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                (swapping,))[0][0] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert checksum(pg, "fact_payment") == before
+    assert query(pg, "SELECT count(*) FROM pg_tables WHERE schemaname = 'dw_stage' AND tablename LIKE 'fact_payment_p%%'") \
+        == [(0,)]
     # The re-run in this process (a warm SparkSession): only the killed run had to be a process of its own.
-    rerun = run_range(date.fromisoformat(day), date.fromisoformat(day), "key:fact_payment")
+    rerun = run_range(first, last, "key:fact_payment")
     assert rerun.ok, rerun.lines()
+    assert checksum(pg, "fact_payment") == before
+
+
+def test_window_months_cut_at_utc_month_boundaries():
+    pieces = Window(date(2022, 1, 24), date(2022, 4, 3)).months()
+    assert [(str(piece), whole) for piece, whole in pieces] == [
+        ("2022-01-24..2022-01-31", False), ("2022-02-01..2022-02-28", True),
+        ("2022-03-01..2022-03-31", True), ("2022-04-01..2022-04-03", False),
+    ]
+    assert Window(date(2024, 2, 1), date(2024, 2, 29)).months() == [(Window(date(2024, 2, 1), date(2024, 2, 29)), True)]
+    assert Window(date(2022, 12, 1), date(2022, 12, 1)).months() == [(Window(date(2022, 12, 1), date(2022, 12, 1)), False)]
+    assert Window(date(2022, 12, 2), date(2023, 1, 31)).months() == [
+        (Window(date(2022, 12, 2), date(2022, 12, 31)), False), (Window(date(2023, 1, 1), date(2023, 1, 31)), True)]
+
+
+def partition_shape(pg, name: str) -> tuple:
+    """Oid, grants, index names and their parents, and validated constraints of ``dw.<name>``, names
+    without the partition's own name (a swapped-in partition must look like one PostgreSQL made)."""
+    (oid, acl), = query(pg, "SELECT oid, relacl::text FROM pg_class WHERE oid = %s::regclass", (f"dw.{name}",))
+    indexes = query(pg, """SELECT replace(c.relname, %s, '<part>'), p.relname
+                             FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+                             LEFT JOIN pg_inherits i ON i.inhrelid = x.indexrelid
+                             LEFT JOIN pg_class p ON p.oid = i.inhparent
+                            WHERE x.indrelid = %s ORDER BY 1""", (name, oid))
+    constraints = query(pg, "SELECT replace(conname, %s, '<part>'), contype, convalidated, pg_get_constraintdef(oid) "
+                            "FROM pg_constraint WHERE conrelid = %s ORDER BY 1", (name, oid))
+    bound = query(pg, "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE oid = %s", (oid,))[0][0]
+    return oid, acl, indexes, constraints, bound
+
+
+def test_a_whole_month_is_swapped_in_and_rerunning_it_changes_nothing(pagila_loaded, pg, run_range):
+    """June is a whole month: the load builds a new partition and swaps it in. Twice more: same
+    rows, a new table each time, shaped exactly like a partition PostgreSQL creates (August's:
+    the pagila range ends mid-August, so that month is loaded by delete and insert)."""
+    before = checksum(pg, "fact_payment")
+    native = partition_shape(pg, "fact_payment_p2022_08")
+    seen = {partition_shape(pg, "fact_payment_p2022_06")[0]}
+    for _ in range(2):
+        summary = run_range(date(2022, 6, 1), date(2022, 6, 30), "key:fact_payment")
+        assert summary.ok, summary.lines()
+        assert checksum(pg, "fact_payment") == before
+        oid, acl, indexes, constraints, bound = partition_shape(pg, "fact_payment_p2022_06")
+        assert oid not in seen
+        seen.add(oid)
+        assert (acl, indexes, constraints) == native[1:4]
+        assert bound == "FOR VALUES FROM ('2022-06-01 00:00:00+00') TO ('2022-07-01 00:00:00+00')"
+    assert len(native[2]) == 11 and all(parent for _, parent in native[2])  # every index attached to the parent's
+    assert "=r/" in native[1]  # the analyst's read grant, which the swapped-in table must carry too
+
+
+def test_a_month_swap_waits_for_other_writers_of_fact_payment(pagila_loaded, pg, settings_env, run_range):
+    """The swap drops the old partition's rows instead of deleting them, so it must not overlap any
+    other writer of fact_payment (a rental load completing payments, a dimension re-binding them):
+    each takes ROW EXCLUSIVE first, the swap SHARE ROW EXCLUSIVE. Here a writer holds its lock; the
+    swap must wait until it commits."""
+    before = checksum(pg, "fact_payment")
+    writer = psycopg2.connect(settings_env["DVD_PG_DSN"])
+    writer.cursor().execute("LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE")
+    waited: list[int] = []
+
+    def release_once_the_swap_waits() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not waited:
+            waited.extend(pid for pid, in query(
+                pg, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'LOCK TABLE \"dw\".\"fact_payment\" IN SHARE ROW EXCLUSIVE MODE%%'"))
+            time.sleep(0.2)
+        writer.rollback()
+
+    releaser = threading.Thread(target=release_once_the_swap_waits)
+    releaser.start()
+    try:
+        summary = run_range(date(2022, 6, 1), date(2022, 6, 30), "key:fact_payment")
+    finally:
+        releaser.join()
+        writer.close()
+    assert waited, "the swap did not wait for the writer"
+    assert summary.ok, summary.lines()
     assert checksum(pg, "fact_payment") == before

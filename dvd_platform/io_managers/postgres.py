@@ -23,6 +23,7 @@ class LoadSpec:
     stage_columns: tuple[tuple[str, str], ...]
     partition_parent: str | None = None  # monthly partitions ensured before the load
     time_column: str | None = None  # every staged row must fall inside the window
+    swap_whole_months: bool = False  # whole months replaced by partition swap (sql/008_swap_month_partition.sql)
 
 
 @dataclass
@@ -58,7 +59,7 @@ LOAD_SPECS: dict[str, LoadSpec] = {
         "film_id int, store_id int"), partition_parent="dw.fact_rental", time_column="rental_ts"),
     "fact_payment": LoadSpec(_cols(
         "payment_id int, payment_ts timestamptz, customer_id int, staff_id int, rental_id int, amount numeric(7,2)"),
-        partition_parent="dw.fact_payment", time_column="payment_ts"),
+        partition_parent="dw.fact_payment", time_column="payment_ts", swap_whole_months=True),
 }
 
 
@@ -73,7 +74,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         result = self.warehouse.load(
             asset, obj.df, list(spec.stage_columns), window, context.run_id,
             rows_quarantined=obj.rows_quarantined, partition_parent=spec.partition_parent,
-            time_column=spec.time_column,
+            time_column=spec.time_column, swap_whole_months=spec.swap_whole_months,
         )
         context.add_output_metadata({
             "table": f"dw.{asset}",

@@ -4,7 +4,9 @@ A load never appends blindly. Spark's executors stream the rows with ``COPY``
 into an UNLOGGED per-load stage table (``warehouse/copy_in.py``: CSV lines made
 in the JVM, no Python row objects, nothing funnelled through the driver); then
 one SERIALIZABLE transaction replaces exactly the window (the SQL in
-``sql/load/<asset>.sql``) and writes the audit row. A crash before commit leaves
+``sql/load/<asset>.sql``) and writes the audit row. A fact table may replace
+the whole UTC months of a window by swapping in freshly built partitions
+instead of deleting and re-inserting their rows (``swap_whole_months``). A crash before commit leaves
 the previous data; the stage table is dropped either way (a leftover from a
 killed process is harmless, it is UNLOGGED and named per load).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -50,6 +53,16 @@ class Window:
         month_end = datetime.combine((last_month + timedelta(32)).replace(day=1), datetime.min.time(), tzinfo=timezone.utc)
         return {"first_day": self.first_day, "last_day": self.last_day, "window_start": start, "window_end": end,
                 "month_start": month_start, "month_end": month_end}
+
+    def months(self) -> list[tuple[Window, bool]]:
+        """The window cut at UTC month boundaries: each piece, and whether it is a whole month."""
+        pieces, first = [], self.first_day
+        while first <= self.last_day:
+            next_month = (first.replace(day=1) + timedelta(32)).replace(day=1)
+            last = min(self.last_day, next_month - timedelta(1))
+            pieces.append((Window(first, last), first.day == 1 and last == next_month - timedelta(1)))
+            first = next_month
+        return pieces
 
     def __str__(self) -> str:
         return str(self.first_day) if self.first_day == self.last_day else f"{self.first_day}..{self.last_day}"
@@ -122,8 +135,13 @@ class WarehouseResource(ConfigurableResource):
 
     def load(self, asset: str, df, stage_columns: list[tuple[str, str]], window: Window, run_id: str,
              rows_quarantined: int | None = None, partition_parent: str | None = None,
-             time_column: str | None = None) -> LoadResult:
-        """Stage ``df`` with COPY and apply ``sql/load/<asset>.sql`` for ``window`` in one transaction."""
+             time_column: str | None = None, swap_whole_months: bool = False) -> LoadResult:
+        """Stage ``df`` with COPY and apply ``sql/load/<asset>.sql`` for ``window`` in one transaction.
+
+        With ``swap_whole_months`` (needs ``partition_parent``), the SQL runs once per piece of
+        the window cut at month boundaries, its ``{target}`` being the parent for a partial month
+        and a fresh table swapped in as the partition (``dw.swap_month_partition``) for a whole one.
+        """
         self.migrate()
         started = datetime.now(timezone.utc)
         load_id = uuid.uuid4().hex[:12]
@@ -157,8 +175,12 @@ class WarehouseResource(ConfigurableResource):
                     cur.execute("SELECT dw.ensure_month_partitions(%s, %s, %s)",
                                 (partition_parent, window.params["window_start"], window.params["window_end"]))
             conn.commit()
-            statement = sql.SQL((LOAD_SQL_DIR / f"{asset}.sql").read_text()).format(stage=stage)
-            rows_loaded, attempts = self._transaction(conn, statement, window, asset, run_id, rows_staged,
+            template = sql.SQL((LOAD_SQL_DIR / f"{asset}.sql").read_text())
+            if swap_whole_months:
+                replace = _month_swapper(template, stage, partition_parent, window)
+            else:
+                replace = _statement_runner(template.format(stage=stage), window)
+            rows_loaded, attempts = self._transaction(conn, replace, window, asset, run_id, rows_staged,
                                                       rows_quarantined, started)
             return LoadResult(rows_staged, rows_loaded, (datetime.now(timezone.utc) - started).total_seconds(), attempts)
         except Exception as exc:
@@ -183,8 +205,8 @@ class WarehouseResource(ConfigurableResource):
         started = datetime.now(timezone.utc)
         conn = self.connect()
         try:
-            statement = sql.SQL((LOAD_SQL_DIR / f"{asset}.sql").read_text())
-            rows, attempts = self._transaction(conn, statement, window, asset, run_id, None, None, started)
+            replace = _statement_runner(sql.SQL((LOAD_SQL_DIR / f"{asset}.sql").read_text()), window)
+            rows, attempts = self._transaction(conn, replace, window, asset, run_id, None, None, started)
             return LoadResult(rows, rows, (datetime.now(timezone.utc) - started).total_seconds(), attempts)
         except Exception as exc:
             _rollback(conn)
@@ -208,14 +230,14 @@ class WarehouseResource(ConfigurableResource):
                 f"(from {low} to {high}); the warehouse was not changed"
             )
 
-    def _transaction(self, conn, statement, window: Window, asset: str, run_id: str, rows_staged, rows_quarantined,
-                     started: datetime) -> tuple[int, int]:
+    def _transaction(self, conn, replace: Callable, window: Window, asset: str, run_id: str, rows_staged,
+                     rows_quarantined, started: datetime) -> tuple[int, int]:
+        """Run ``replace(cursor) -> rows loaded`` and the audit row in one SERIALIZABLE transaction, with retries."""
         for attempt in range(1, self.max_attempts + 1):
             conn.set_session(isolation_level=ISOLATION_LEVEL_SERIALIZABLE)
             try:
                 with conn.cursor() as cur:
-                    cur.execute(statement, window.params)
-                    rows_loaded = cur.fetchone()[0] if cur.description else cur.rowcount
+                    rows_loaded = replace(cur)
                     cur.execute(
                         """INSERT INTO dw_audit.load_log (run_id, asset, partition_start, partition_end, rows_staged,
                                rows_loaded, rows_quarantined, started_at, finished_at, status)
@@ -251,6 +273,45 @@ class WarehouseResource(ConfigurableResource):
                 conn.close()
         except (psycopg2.Error, WarehouseUnavailable):
             pass  # the server may be the reason the load failed; the run's own failure still reports it
+
+
+def _statement_runner(statement: sql.Composed, window: Window) -> Callable:
+    """Replace the window with one statement; the rows it reports loaded (its last SELECT, or its row count)."""
+    def run(cur) -> int:
+        cur.execute(statement, window.params)
+        return cur.fetchone()[0] if cur.description else cur.rowcount
+    return run
+
+
+def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window: Window) -> Callable:
+    """Replace whole months by partition swap, partial months by the template run on the parent.
+
+    The swap drops the old partition's rows rather than deleting them, so first, before the
+    transaction's snapshot, it locks out every other writer of the parent (each of which takes
+    ROW EXCLUSIVE on it as its first statement) until commit.
+    """
+    parent_schema, parent_table = parent.split(".")
+    parent_ident = sql.Identifier(parent_schema, parent_table)
+    pieces = window.months()
+
+    def run(cur) -> int:
+        loaded = 0
+        if any(whole for _, whole in pieces):
+            cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(parent_ident))
+        for piece, whole in sorted(pieces, key=lambda p: not p[1]):  # whole months first: the lock precedes all
+            if whole:
+                name = f"{parent_table}_p{piece.first_day:%Y_%m}"  # the partition's own name, in the stage schema
+                replacement = sql.Identifier(STAGE_SCHEMA, name)
+                cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(replacement, parent_ident))
+                cur.execute(template.format(stage=stage, target=replacement), piece.params)
+                loaded += cur.fetchone()[0]
+                cur.execute("SELECT dw.swap_month_partition(%s::regclass, %s::regclass, %s)",
+                            (parent, f"{STAGE_SCHEMA}.{name}", piece.params["window_start"]))
+            else:
+                cur.execute(template.format(stage=stage, target=parent_ident), piece.params)
+                loaded += cur.fetchone()[0]
+        return loaded
+    return run
 
 
 def _rollback(conn) -> None:
