@@ -179,7 +179,8 @@ class WarehouseResource(ConfigurableResource):
             if swap_whole_months:
                 replace = _month_swapper(template, stage, partition_parent, window)
             else:
-                replace = _statement_runner(template.format(stage=stage), window)
+                target = sql.Identifier(*partition_parent.split(".")) if partition_parent else None
+                replace = _statement_runner(template.format(stage=stage, target=target), window)
             rows_loaded, attempts = self._transaction(conn, replace, window, asset, run_id, rows_staged,
                                                       rows_quarantined, started)
             return LoadResult(rows_staged, rows_loaded, (datetime.now(timezone.utc) - started).total_seconds(), attempts)
