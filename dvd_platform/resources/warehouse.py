@@ -140,7 +140,7 @@ class WarehouseResource(ConfigurableResource):
 
         With ``swap_whole_months`` (needs ``partition_parent``), the SQL runs once per piece of
         the window cut at month boundaries, its ``{target}`` being the parent for a partial month
-        and a fresh table swapped in as the partition (``dw.swap_month_partition``) for a whole one.
+        and a fresh table swapped in as the partition (``dw.swap_month_partitions``) for a whole one.
         """
         self.migrate()
         started = datetime.now(timezone.utc)
@@ -289,28 +289,31 @@ def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window
 
     The swap drops the old partition's rows rather than deleting them, so first, before the
     transaction's snapshot, it locks out every other writer of the parent (each of which takes
-    ROW EXCLUSIVE on it as its first statement) until commit.
+    ROW EXCLUSIVE on it as its first statement) until commit. The new months are all built
+    before the first detach, which locks out readers of the parent until commit.
     """
     parent_schema, parent_table = parent.split(".")
     parent_ident = sql.Identifier(parent_schema, parent_table)
     pieces = window.months()
 
     def run(cur) -> int:
-        loaded = 0
+        loaded, replacements, month_starts = 0, [], []
         if any(whole for _, whole in pieces):
             cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(parent_ident))
-        for piece, whole in sorted(pieces, key=lambda p: not p[1]):  # whole months first: the lock precedes all
+        for piece, whole in pieces:
             if whole:
                 name = f"{parent_table}_p{piece.first_day:%Y_%m}"  # the partition's own name, in the stage schema
                 replacement = sql.Identifier(STAGE_SCHEMA, name)
                 cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(replacement, parent_ident))
                 cur.execute(template.format(stage=stage, target=replacement), piece.params)
-                loaded += cur.fetchone()[0]
-                cur.execute("SELECT dw.swap_month_partition(%s::regclass, %s::regclass, %s)",
-                            (parent, f"{STAGE_SCHEMA}.{name}", piece.params["window_start"]))
+                replacements.append(f"{STAGE_SCHEMA}.{name}")
+                month_starts.append(piece.params["window_start"])
             else:
                 cur.execute(template.format(stage=stage, target=parent_ident), piece.params)
-                loaded += cur.fetchone()[0]
+            loaded += cur.fetchone()[0]
+        if replacements:
+            cur.execute("SELECT dw.swap_month_partitions(%s::regclass, %s::regclass[], %s::timestamptz[])",
+                        (parent, replacements, month_starts))
         return loaded
     return run
 
