@@ -191,7 +191,7 @@ def test_sigkill_in_the_middle_of_a_fact_load_keeps_the_previous_rows(pagila_loa
          "--select", "key:fact_payment"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    swapping = "SELECT dw.swap_month_partitions%%"
+    swapping = "SELECT dw.swap_partitions%%"
     try:
         deadline = time.monotonic() + 120
         waiting = []

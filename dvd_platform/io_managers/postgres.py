@@ -23,7 +23,7 @@ class LoadSpec:
     stage_columns: tuple[tuple[str, str], ...]
     partition_parent: str | None = None  # monthly partitions ensured before the load
     time_column: str | None = None  # every staged row must fall inside the window
-    swap_whole_months: bool = False  # whole months replaced by partition swap (sql/008_swap_month_partitions.sql)
+    swap_whole_months: bool = False  # whole months replaced by partition swap (sql/008_swap_partitions.sql)
 
 
 @dataclass

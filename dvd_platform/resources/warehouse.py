@@ -140,7 +140,7 @@ class WarehouseResource(ConfigurableResource):
 
         With ``swap_whole_months`` (needs ``partition_parent``), the SQL runs once per piece of
         the window cut at month boundaries, its ``{target}`` being the parent for a partial month
-        and a fresh table swapped in as the partition (``dw.swap_month_partitions``) for a whole one.
+        and a fresh table swapped in as the partition (``dw.swap_partitions``) for a whole one.
         """
         self.migrate()
         started = datetime.now(timezone.utc)
@@ -297,7 +297,7 @@ def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window
     pieces = window.months()
 
     def run(cur) -> int:
-        loaded, replacements, month_starts = 0, [], []
+        loaded, replacements = 0, []
         if any(whole for _, whole in pieces):
             cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(parent_ident))
         for piece, whole in pieces:
@@ -307,13 +307,11 @@ def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window
                 cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(replacement, parent_ident))
                 cur.execute(template.format(stage=stage, target=replacement), piece.params)
                 replacements.append(f"{STAGE_SCHEMA}.{name}")
-                month_starts.append(piece.params["window_start"])
             else:
                 cur.execute(template.format(stage=stage, target=parent_ident), piece.params)
             loaded += cur.fetchone()[0]
         if replacements:
-            cur.execute("SELECT dw.swap_month_partitions(%s::regclass, %s::regclass[], %s::timestamptz[])",
-                        (parent, replacements, month_starts))
+            cur.execute("SELECT dw.swap_partitions(%s::regclass, %s::regclass[])", (parent, replacements))
         return loaded
     return run
 

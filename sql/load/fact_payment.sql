@@ -1,6 +1,6 @@
 -- Replace the window's payments in {target}: dw.fact_payment itself, or, for a whole UTC
 -- month, a fresh table the loader then swaps in as the month's partition (there the DELETE
--- finds nothing; see sql/008_swap_month_partitions.sql). Keys derived from the rental (film,
+-- finds nothing; see sql/008_swap_partitions.sql). Keys derived from the rental (film,
 -- store, rental and return dates) come from fact_rental when the rental is loaded, else the
 -- unknown member (completed later by the rental's load).
 --
