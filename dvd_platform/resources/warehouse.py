@@ -32,7 +32,7 @@ from dvd_platform.warehouse.migrations import apply_migrations
 LOAD_SQL_DIR = PROJECT_ROOT / "sql" / "load"
 STAGE_SCHEMA = "dw_stage"  # owned by the loader; UNLOGGED per-load tables only
 STAGE_LOCK_CLASS = 4_711_001  # advisory-lock namespace of live stage tables (first key of the pair)
-RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
+RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
@@ -86,7 +86,10 @@ class WarehouseUnavailable(WarehouseLoadError):
 
 class WarehouseResource(ConfigurableResource):
     dsn: str
-    max_attempts: int = 5  # SERIALIZABLE transactions retried on serialization failures / deadlocks
+    max_attempts: int = 5  # SERIALIZABLE transactions retried on serialization failures / deadlocks / lock timeouts
+    # A partition swap's detach waits at most this long for readers of the table; new readers queue
+    # behind it meanwhile, so it gives up (and the transaction is retried) rather than stall them.
+    swap_lock_timeout_seconds: float = 10.0
     connect_attempts: int = 5  # connection refused / reset: retried with backoff (never data errors)
     connect_backoff_seconds: float = 1.0
 
@@ -177,7 +180,7 @@ class WarehouseResource(ConfigurableResource):
             conn.commit()
             template = sql.SQL((LOAD_SQL_DIR / f"{asset}.sql").read_text())
             if swap_whole_months:
-                replace = _month_swapper(template, stage, partition_parent, window)
+                replace = _month_swapper(template, stage, partition_parent, window, self.swap_lock_timeout_seconds)
             else:
                 target = sql.Identifier(*partition_parent.split(".")) if partition_parent else None
                 replace = _statement_runner(template.format(stage=stage, target=target), window)
@@ -284,7 +287,8 @@ def _statement_runner(statement: sql.Composed, window: Window) -> Callable:
     return run
 
 
-def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window: Window) -> Callable:
+def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window: Window,
+                   lock_timeout_seconds: float) -> Callable:
     """Replace whole months by partition swap, partial months by the template run on the parent.
 
     The swap drops the old partition's rows rather than deleting them, so first, before the
@@ -311,6 +315,7 @@ def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window
                 cur.execute(template.format(stage=stage, target=parent_ident), piece.params)
             loaded += cur.fetchone()[0]
         if replacements:
+            cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_seconds * 1000)}ms",))
             cur.execute("SELECT dw.swap_partitions(%s::regclass, %s::regclass[])", (parent, replacements))
         return loaded
     return run
