@@ -145,7 +145,8 @@ def test_postgres_restart_in_the_middle_of_a_load(pagila_loaded, stack, run_env,
         cur.execute("LOCK TABLE dw.fact_payment IN SHARE MODE")
     proc = materialize(run_env, day, SELECT_FACT_PAYMENT)
     wait_for(lambda: query(conn, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND query LIKE '%%DELETE FROM dw.fact_payment%%'"), "the load's transaction",
+                                 "AND query LIKE '%%LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE%%'"),
+             "the load's transaction",
              interval=0.1)
     conn.close()
     local_stack.postgres.stop()  # fast shutdown: every session, the load's included, is cut
