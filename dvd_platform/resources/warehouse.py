@@ -37,6 +37,11 @@ _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
 
+def _next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=1) + timedelta(32)).replace(day=1)
+
+
 @dataclass(frozen=True)
 class Window:
     """The days a load replaces, and their UTC bounds."""
@@ -49,8 +54,7 @@ class Window:
         start = datetime.combine(self.first_day, datetime.min.time(), tzinfo=timezone.utc)
         end = datetime.combine(self.last_day + timedelta(1), datetime.min.time(), tzinfo=timezone.utc)
         month_start = start.replace(day=1)
-        last_month = self.last_day.replace(day=1)
-        month_end = datetime.combine((last_month + timedelta(32)).replace(day=1), datetime.min.time(), tzinfo=timezone.utc)
+        month_end = datetime.combine(_next_month(self.last_day), datetime.min.time(), tzinfo=timezone.utc)
         return {"first_day": self.first_day, "last_day": self.last_day, "window_start": start, "window_end": end,
                 "month_start": month_start, "month_end": month_end}
 
@@ -58,7 +62,7 @@ class Window:
         """The window cut at UTC month boundaries: each piece, and whether it is a whole month."""
         pieces, first = [], self.first_day
         while first <= self.last_day:
-            next_month = (first.replace(day=1) + timedelta(32)).replace(day=1)
+            next_month = _next_month(first)
             last = min(self.last_day, next_month - timedelta(1))
             pieces.append((Window(first, last), first.day == 1 and last == next_month - timedelta(1)))
             first = next_month
