@@ -16,7 +16,9 @@ import pytest
 
 from dvd_platform.stack import Stack
 
-PAGILA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pagila"
+# Tests that may skip under CI=true, each with the reason it may (none today). Any other skip fails
+# the run there: a skipped test proves nothing, and a fresh clone must run the whole suite.
+ALLOWED_SKIPS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -72,19 +74,20 @@ def s3(settings_env):
 
 
 @pytest.fixture(scope="session")
-def pagila_dir() -> Path:
-    if not PAGILA.is_dir():
-        pytest.skip(f"the pagila sample is not at {PAGILA} (a fresh machine without ../shared)")
-    return PAGILA
+def sample_dir(state_root: Path) -> Path:
+    """The session's sample CSVs: pagila where ../shared has it, else the generator's (see sample.py)."""
+    from dvd_platform_tests.sample import sample_folder
+
+    return sample_folder(state_root)
 
 
 @pytest.fixture(scope="session")
-def pagila_landing(settings_env, s3, pagila_dir):
-    """The whole pagila sample seeded into the session's landing bucket (once per session)."""
+def sample_landing(settings_env, s3, sample_dir):
+    """The whole sample seeded into the session's landing bucket (once per session)."""
     from dvd_platform.seed.drops import seed, select_days
     from dvd_platform.seed.sources import FolderSource
 
-    source = FolderSource(pagila_dir)
+    source = FolderSource(sample_dir)
     days = select_days(source)
     result = seed(source, s3, settings_env["DVD_LANDING_BUCKET"], days)
     return source, result
@@ -118,9 +121,9 @@ def run_range(defs, dagster_instance):
 
 
 @pytest.fixture(scope="session")
-def pagila_loaded(pagila_landing, run_range):
-    """The whole pagila range through the whole graph, in one run (a single-run backfill)."""
-    source, _ = pagila_landing
+def sample_loaded(sample_landing, run_range):
+    """The whole sample range through the whole graph, in one run (a single-run backfill)."""
+    source, _ = sample_landing
     first, last = source.day_range()
     summary = run_range(first, last)
     assert summary.ok, summary.lines()
@@ -128,10 +131,10 @@ def pagila_loaded(pagila_landing, run_range):
 
 
 @pytest.fixture(scope="session")
-def truth(pagila_dir):
-    from dvd_platform_tests.pagila_truth import compute
+def truth(sample_dir):
+    from dvd_platform_tests.sample_truth import compute
 
-    return compute(pagila_dir)
+    return compute(sample_dir)
 
 
 @pytest.fixture(scope="session")
@@ -159,3 +162,40 @@ def pg(settings_env):
     conn.autocommit = True
     yield conn
     conn.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from dvd_platform_tests.sample import sample_kind
+
+    return f"dvd_platform sample: {sample_kind()} (DVD_TEST_SAMPLE=auto|pagila|generated)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail early on a bad DVD_TEST_SAMPLE (e.g. pagila forced where it is not on disk)."""
+    from dvd_platform_tests.sample import sample_kind
+
+    try:
+        sample_kind()
+    except (ValueError, FileNotFoundError) as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and report.nodeid not in ALLOWED_SKIPS:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI=true a skip outside ALLOWED_SKIPS fails the run (exit code 1), naming the tests."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes") and _skipped:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes") and _skipped:
+        terminalreporter.write_line(
+            f"CI=true: {len(_skipped)} test(s) skipped outside ALLOWED_SKIPS (conftest.py), which fails the run: "
+            + ", ".join(_skipped), red=True)

@@ -38,7 +38,7 @@ def csv(table: str, *lines: str | bytes, header: str | None = None) -> bytes:
 
 def rental(rental_id: int | str, on: date, at: str = "10:00:00", last_update: str | None = None) -> str:
     ts = f"{on} {at}+00"
-    return f"{rental_id},{ts},1,1,,1,{last_update or ts}"  # inventory 1, customer 1, staff 1: pagila's
+    return f"{rental_id},{ts},1,1,,1,{last_update or ts}"  # inventory 1, customer 1, staff 1: in every sample
 
 
 def payment(payment_id: int | str, on: date, amount: str = "2.99", rental_id: int = 700001) -> str:
@@ -187,7 +187,7 @@ FACTS = "key:fact_rental or key:fact_payment"
 
 
 def test_bad_lines_and_values_are_quarantined_or_blocked_and_the_warehouse_is_unchanged(
-        pagila_loaded, s3, settings_env, run_range, lake, spark, pg):
+        sample_loaded, s3, settings_env, run_range, lake, spark, pg):
     bucket, lake_bucket = settings_env["DVD_LANDING_BUCKET"], settings_env["DVD_LAKE_BUCKET"]
     drop_bytes(s3, bucket, GOOD, {"rental": csv("rental", rental(700001, GOOD)),
                                   "payment": csv("payment", payment(700001, GOOD))})

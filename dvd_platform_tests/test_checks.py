@@ -1,5 +1,5 @@
 """Data-quality checks: every check fails on crafted bad data and passes on good data; a blocking
-check stops its dependents for the day; the pagila quirks are reported as WARN with their counts;
+check stops its dependents for the day; the sample's quirks are reported as WARN with their counts;
 the marts' automation waits for their upstream blocking checks.
 
 The staged (Spark) checks run on crafted DataFrames through ``run_staged_checks`` against a
@@ -620,7 +620,7 @@ def test_marts_automation_waits_for_upstream_blocking_checks():
 # ============================================================================ end to end
 
 
-def test_orphan_foreign_key_blocks_its_dependents_for_that_day(pagila_loaded, s3, settings_env, run_range, pg, defs):
+def test_orphan_foreign_key_blocks_its_dependents_for_that_day(sample_loaded, s3, settings_env, run_range, pg, defs):
     good_day, bad_day = date(2022, 10, 1), date(2022, 10, 2)
 
     def row(rental_id: int, day: date, inventory_id: int) -> list[str]:
@@ -662,8 +662,10 @@ def test_orphan_foreign_key_blocks_its_dependents_for_that_day(pagila_loaded, s3
         assert cur.fetchone() == (1,)
 
 
-def test_pagila_errors_pass_and_quirks_are_warnings_with_counts(pagila_loaded, dagster_instance):
-    first, last, summary = pagila_loaded
+def test_sample_errors_pass_and_quirks_are_warnings_with_counts(sample_loaded, dagster_instance, truth):
+    """Every figure is the truth module's count over the sample's CSVs (pagila: 14,665 payments
+    before their rental, 183 rentals out, 24 zero payments, 4 low days of its rental tail)."""
+    first, last, summary = sample_loaded
     assert [n for n, (passed, severity) in summary.checks.items() if severity == "ERROR" and not passed] == []
     # Read the evaluations back from the instance's event log (what the UI shows).
     records = dagster_instance.all_logs(summary.result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
@@ -678,24 +680,30 @@ def test_pagila_errors_pass_and_quirks_are_warnings_with_counts(pagila_loaded, d
     def figure(name: str, key: str = "offending_rows"):
         return evaluations[name].metadata[key].value
 
-    assert figure("stg_payment:paid_before_rental") == 14665
-    assert figure("stg_rental:returned") == 183
-    assert figure("stg_payment:amount_not_zero") == 24
-    assert figure("fact_payment:zero_amount_payments", "value") == 24
-    assert figure("fact_rental:rentals_not_returned", "value") == 183
-    samples = evaluations["stg_payment:paid_before_rental"].metadata["samples"].value
-    assert len(samples) == 10 and all(s["payment_date"] < s["rental_date"] for s in samples)
-    # Besides the README's quirks: the sample is old (freshness), and four low days of the
-    # rental tail are > 4x below the median of their previous 28 days (volume outliers, WARN;
-    # every day with staged rows was loaded, else volume would be an ERROR).
-    assert figure("fact_payment:freshness") == 1
-    assert figure("fact_rental:volume") == 4
-    assert figure("fact_rental:volume", "days_without_rows") == 0
-    assert [s["day"] for s in evaluations["fact_rental:volume"].metadata["samples"].value] == [
-        "2022-06-14", "2022-07-05", "2022-07-26", "2022-08-16"]
-    assert set(warnings) == {"stg_payment:paid_before_rental", "stg_rental:returned", "stg_payment:amount_not_zero",
-                             "fact_payment:zero_amount_payments", "fact_rental:rentals_not_returned",
-                             "fact_payment:freshness", "fact_rental:volume"}
+    rental_outliers = truth.volume_outliers(truth.rentals_per_day)
+    payment_outliers = truth.volume_outliers(truth.payments_per_day)
+    expected = {
+        ("stg_payment:paid_before_rental", "offending_rows"): truth.paid_before_rental,
+        ("stg_rental:returned", "offending_rows"): truth.not_returned,
+        ("stg_payment:amount_not_zero", "offending_rows"): truth.zero_amounts,
+        ("fact_payment:zero_amount_payments", "value"): truth.zero_amounts,
+        ("fact_rental:rentals_not_returned", "value"): truth.not_returned,
+        # Every day with staged rows was loaded (else volume would be an ERROR); outliers are WARN.
+        ("fact_rental:volume", "offending_rows"): len(rental_outliers),
+        ("fact_payment:volume", "offending_rows"): len(payment_outliers),
+        # The sample is years old.
+        ("fact_payment:freshness", "offending_rows"): 1,
+    }
+    assert {name: figure(name, key) for name, key in expected} == {name: n for (name, _), n in expected.items()}
+    assert figure("fact_rental:volume", "days_without_rows") == figure("fact_payment:volume", "days_without_rows") == 0
+    if rental_outliers:
+        assert [s["day"] for s in evaluations["fact_rental:volume"].metadata["samples"].value] == [
+            str(day) for day in rental_outliers]
+    if truth.paid_before_rental:
+        samples = evaluations["stg_payment:paid_before_rental"].metadata["samples"].value
+        assert len(samples) == min(10, truth.paid_before_rental)
+        assert all(s["payment_date"] < s["rental_date"] for s in samples)
+    assert set(warnings) == {name for (name, _), n in expected.items() if n}
     # Everything else passed, e.g. every payment's rental resolves once the whole range is staged.
     assert evaluations["stg_payment:fk_rental_id"].passed
     assert evaluations["fact_payment:unknown_dimension_keys"].passed

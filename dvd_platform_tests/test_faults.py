@@ -77,7 +77,7 @@ def _snapshot_state(link: Path) -> tuple[str, dict[str, str]]:
     return str(target), {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(target.iterdir())}
 
 
-def test_sigkill_during_a_snapshot_write_keeps_the_previous_snapshot(pagila_loaded, run_env, spark, run_range):
+def test_sigkill_during_a_snapshot_write_keeps_the_previous_snapshot(sample_loaded, run_env, spark, run_range):
     day = "2022-07-05"
     asset_dir = Path(run_env["DVD_LAKE_ROOT"]) / "staged" / "stg_payment"
     link = asset_dir / f"dt={day}"
@@ -104,7 +104,7 @@ def _stage_tables(pg, asset: str) -> set[str]:
                                           "AND tablename LIKE %s AND tablename NOT LIKE '%%\\_parts'", (f"{asset}\\_%",))}
 
 
-def test_sigkill_during_the_copy_into_the_stage_keeps_the_warehouse(pagila_loaded, pg, run_env, settings_env,
+def test_sigkill_during_the_copy_into_the_stage_keeps_the_warehouse(sample_loaded, pg, run_env, settings_env,
                                                                    run_range):
     """Lock the load's stage table as soon as it exists: the executors' COPY waits on it; kill then."""
     day = "2022-07-06"
@@ -132,7 +132,7 @@ def test_sigkill_during_the_copy_into_the_stage_keeps_the_warehouse(pagila_loade
     assert stage not in _stage_tables(pg, "fact_payment"), "the killed load's stage was not cleaned up"
 
 
-def test_postgres_restart_in_the_middle_of_a_load(pagila_loaded, stack, run_env, settings_env, run_range):
+def test_postgres_restart_in_the_middle_of_a_load(sample_loaded, stack, run_env, settings_env, run_range):
     """The server restarts while the load's transaction waits: the run fails clearly, nothing changes."""
     local_stack, _ = stack
     day = "2022-07-07"
@@ -166,7 +166,7 @@ def test_postgres_restart_in_the_middle_of_a_load(pagila_loaded, stack, run_env,
         conn.close()
 
 
-def test_s3_endpoint_down_for_a_while(pagila_loaded, run_env, s3, settings_env):
+def test_s3_endpoint_down_for_a_while(sample_loaded, run_env, s3, settings_env):
     """Raw assets against an S3 endpoint that is gone: a clear failure, the lake untouched; then a re-run."""
     from dvd_platform.io_managers.raw_s3 import ref_key
 
@@ -189,7 +189,7 @@ def test_s3_endpoint_down_for_a_while(pagila_loaded, run_env, s3, settings_env):
         proxy.down()
 
 
-def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_loaded, pg, defs):
+def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(sample_loaded, pg, defs):
     """Four runs of different days and two more of the first day, at once, through both SCD2 dims and both facts.
 
     The runs are threads of this process (each with its own Dagster instance, sharing the

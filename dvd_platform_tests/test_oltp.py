@@ -1,7 +1,7 @@
 """The OLTP source connector: exported days are the seeder's drops, and the graph runs on them unchanged.
 
-The pagila path runs in its own buckets, lake and scratch warehouse, so the shared
-session warehouse (the file-drop path, loaded by ``pagila_loaded``) is only read,
+The sample's path (pagila or generated, see sample.py) runs in its own buckets, lake and
+scratch warehouse, so the shared session warehouse (the file-drop path, loaded by ``sample_loaded``) is only read,
 to compare with.
 """
 
@@ -28,7 +28,7 @@ from dvd_platform.seed.tables import EVENT_TABLES, REFERENCE_TABLES, TABLES
 from dvd_platform.sensors import evaluate_landing
 from dvd_platform_tests.scratch import scratch_database
 
-# Pagila's first day (the reference snapshot) up to two days after its first rentals.
+# The sample's first day (the reference snapshot) up to two days after pagila's first rentals.
 FIRST, LAST = date(2022, 1, 23), date(2022, 2, 16)
 MOVE_DAY = date(2022, 2, 17)
 
@@ -109,12 +109,12 @@ def _normalized(path: Path, table: str) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def oltp_path(settings_env, s3, tmp_path_factory, pagila_dir, defs, dagster_instance):
-    """Pagila in an OLTP database; the platform pointed at its own buckets, lake and warehouse."""
+def oltp_path(settings_env, s3, tmp_path_factory, sample_dir, defs, dagster_instance):
+    """The sample in an OLTP database; the platform pointed at its own buckets, lake and warehouse."""
     from dvd_platform.runner import materialize_range
 
-    dsn = oltp_database(settings_env, "dvd_oltp_pagila")
-    source = FolderSource(pagila_dir)
+    dsn = oltp_database(settings_env, "dvd_oltp_sample")
+    source = FolderSource(sample_dir)
     load_sample(settings_env["DVD_PG_ADMIN_DSN"], dsn, source, select_days(source), log=lambda _: None)
     root = tmp_path_factory.mktemp("oltp")
     root.chmod(0o755)
@@ -136,7 +136,7 @@ def oltp_path(settings_env, s3, tmp_path_factory, pagila_dir, defs, dagster_inst
     drop_database(settings_env, dsn)
 
 
-def test_exported_pagila_days_load_to_the_file_drop_figures(oltp_path, pagila_loaded, s3, pg, tmp_path):
+def test_exported_sample_days_load_to_the_file_drop_figures(oltp_path, sample_loaded, s3, pg, tmp_path, truth):
     run, landing = oltp_path["run"], oltp_path["landing"]
     assert run(FIRST, LAST, "key:oltp_export").ok
     # Same records as the seeder's drops (pagila's file keeps its dump's row order and UTC offsets).
@@ -172,12 +172,13 @@ def test_exported_pagila_days_load_to_the_file_drop_figures(oltp_path, pagila_lo
                 assert ours.fetchall() == theirs.fetchall(), statement
         with wh.cursor() as cur:
             cur.execute("SELECT count(*), count(DISTINCT customer_id) FROM dw.dim_customer WHERE customer_id > 0")
-            assert cur.fetchone() == (599, 599)  # pagila's re-stamped rows of 2022-02-15 made no new version
+            # One version per customer: pagila's re-stamped rows of 2022-02-15 made no new version.
+            assert cur.fetchone() == (len(truth.customers), len(truth.customers))
             cur.execute("SELECT count(*) FROM dw.fact_rental")
             assert cur.fetchone()[0] > 0
 
 
-def test_a_customer_move_in_the_oltp_becomes_a_new_scd2_version(oltp_path, s3, settings_env):
+def test_a_customer_move_in_the_oltp_becomes_a_new_scd2_version(oltp_path, s3, settings_env, truth):
     """The shop moves customer 5 on Feb 17: that day's export carries the row, the warehouse versions it."""
     run, landing = oltp_path["run"], oltp_path["landing"]
     moved_at = datetime(2022, 2, 17, 12, 30, tzinfo=timezone.utc)
@@ -196,6 +197,8 @@ def test_a_customer_move_in_the_oltp_becomes_a_new_scd2_version(oltp_path, s3, s
         cur.execute("SELECT address, valid_from, valid_to, is_current FROM dw.dim_customer WHERE customer_id = 5 "
                     "ORDER BY valid_from")
         versions = cur.fetchall()
-    assert [v[0] for v in versions] == ["53 Idfu Parkway", "1795 Santiago de Compostela Way"]  # pagila's addresses 9 and 10
+    before = truth.customers["5"]["address_id"]
+    assert before != "10"  # a move, not a re-stamp
+    assert [v[0] for v in versions] == [truth.addresses[before]["address"], truth.addresses["10"]["address"]]
     assert [v[1:] for v in versions][1] == (moved_at, None, True)
     assert versions[0][2] == moved_at and versions[0][3] is False

@@ -154,7 +154,7 @@ def psycopg2_url(url: str) -> str:
     return f"postgresql+psycopg2://{rest}"
 
 
-def test_postgres_instance_records_a_run(settings_env, pagila_landing, defs, tmp_path, monkeypatch):
+def test_postgres_instance_records_a_run(settings_env, sample_landing, defs, tmp_path, monkeypatch):
     import psycopg2
     from dagster import DagsterInstance
     from dagster._core.run_coordinator import QueuedRunCoordinator

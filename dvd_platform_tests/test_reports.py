@@ -37,7 +37,7 @@ def test_chart_draws_one_line_per_store_and_nothing_without_rows():
     assert (np.abs(pixels - orange).max(axis=2) < 0.05).sum() > 200
 
 
-def test_revenue_chart_asset_reads_the_mart_and_shows_the_png(pagila_loaded, pg, defs, dagster_instance):
+def test_revenue_chart_asset_reads_the_mart_and_shows_the_png(sample_loaded, pg, defs, dagster_instance):
     from dagster import AssetKey, materialize
 
     from dvd_platform.assets.reports import revenue_chart
@@ -51,7 +51,7 @@ def test_revenue_chart_asset_reads_the_mart_and_shows_the_png(pagila_loaded, pg,
     with pg.cursor() as cur:
         cur.execute("SELECT count(DISTINCT date), min(date), max(date), sum(revenue) FROM dw.mart_daily_revenue")
         days, first, last, revenue = cur.fetchone()
-    assert days > 100  # the pagila range is loaded
+    assert days > 100  # the sample's 213 days are loaded
     assert metadata["days"].value == days
     assert (metadata["first_day"].value, metadata["last_day"].value) == (str(first), str(last))
     assert round(metadata["total_revenue"].value, 2) == float(revenue)

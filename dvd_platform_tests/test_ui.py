@@ -1,7 +1,7 @@
 """The Dagster UI in a real (headless) browser: what a newcomer clicks, done by Playwright.
 
 `dagster dev` is started on the session's stack (PostgreSQL, S3, the Parquet lake) with the
-pagila sample already loaded by the `pagila_loaded` fixture, so stg_rental's upstream days
+session sample (pagila or generated) already loaded by the `sample_loaded` fixture, so stg_rental's upstream days
 exist. The test then clicks through the README's "First steps in the UI": the asset graph,
 stg_rental, Materialize one day, the run until it succeeds, the asset's page (row counts of
 the partition, check results), a 3-day backfill from the partitions dialog until it
@@ -37,7 +37,7 @@ from dvd_platform.stack.procs import free_port
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui"
-ONE_DAY = date(2022, 2, 14)  # pagila's first day with rentals
+ONE_DAY = date(2022, 2, 14)  # pagila's first day with rentals (the generated sample has rentals every day)
 BACKFILL = (date(2022, 2, 15), date(2022, 2, 17))
 RUN_TIMEOUT_MS = 300_000  # a run starts a SparkSession in its own process: slow on a busy 2-core machine
 
@@ -83,10 +83,10 @@ def _stop_dagster_dev(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def dagster_ui(pagila_loaded, settings_env, state_root: Path) -> Iterator[str]:
+def dagster_ui(sample_loaded, settings_env, state_root: Path) -> Iterator[str]:
     """`dagster dev` on the session's stack, with a fresh instance; yields its base URL.
 
-    The landing sensor is stopped first: it would otherwise queue a run for all of pagila's
+    The landing sensor is stopped first: it would otherwise queue a run for all of the sample's
     213 seeded days, and this test is about what a person launches.
     """
     home = state_root / "ui_dagster_home"
@@ -154,7 +154,7 @@ def _open_launch_dialog(page):
     page.get_by_role("button", name="Materialize…").click()
     dialog = page.get_by_role("dialog")
     # This instance is fresh: stg_rental's upstream days were materialized in the session's
-    # other instance (pagila_loaded), so the UI asks whether to go on. Their data is in the lake.
+    # other instance (sample_loaded), so the UI asks whether to go on. Their data is in the lake.
     dialog.get_by_text("have not been materialized yet").wait_for()
     dialog.get_by_role("button", name="Confirm").click()
     dialog.get_by_text("Launch runs to materialize stg_rental").wait_for()

@@ -43,7 +43,7 @@ def query(pg, sql: str, params=None) -> list[tuple]:
         return cur.fetchall()
 
 
-def test_figures_equal_the_source(pagila_loaded, pg, truth):
+def test_figures_equal_the_source(sample_loaded, pg, truth):
     rentals = dict(query(pg, "SELECT (rental_ts AT TIME ZONE 'UTC')::date, count(*) FROM dw.fact_rental "
                              "WHERE rental_ts < '2022-09-01' GROUP BY 1"))
     assert rentals == dict(truth.rentals_per_day)
@@ -63,18 +63,19 @@ def test_figures_equal_the_source(pagila_loaded, pg, truth):
     # Late-arriving payments were completed: no payment whose rental is loaded keeps an unknown key.
     assert query(pg, """SELECT count(*) FROM dw.fact_payment p JOIN dw.fact_rental r USING (rental_id)
                         WHERE p.film_key = -1 OR p.store_key = -1 OR p.rental_date_key = -1""") == [(0,)]
-    assert query(pg, "SELECT count(*) FROM dw.dim_customer WHERE is_current AND customer_id > 0") == [(599,)]
-    assert query(pg, "SELECT count(*) FROM dw.dim_film WHERE is_current AND film_id > 0") == [(1000,)]
+    assert query(pg, "SELECT count(*) FROM dw.dim_customer WHERE is_current AND customer_id > 0") == [
+        (len(truth.customers),)]
+    assert query(pg, "SELECT count(*) FROM dw.dim_film WHERE is_current AND film_id > 0") == [(len(truth.films),)]
     weights = query(pg, "SELECT count(*), count(DISTINCT film_id) FROM dw.bridge_film_category")[0]
-    assert weights == (2367, 1000)
+    assert weights == (truth.film_categories, len(truth.films))
     assert query(pg, "SELECT count(*) FROM (SELECT film_id FROM dw.bridge_film_category GROUP BY 1 "
                      "HAVING abs(sum(weight) - 1) > 1e-15) x") == [(0,)]
     log = query(pg, "SELECT count(*) FROM dw_audit.load_log WHERE asset = 'fact_payment' AND status = 'success' "
-                    "AND rows_loaded = 16049")
+                    "AND rows_loaded = %s", (truth.payments,))
     assert log[0][0] >= 1
 
 
-def test_rerunning_a_day_three_times_changes_nothing(pagila_loaded, pg, run_range):
+def test_rerunning_a_day_three_times_changes_nothing(sample_loaded, pg, run_range):
     day = date(2022, 7, 27)
     selection = "group:warehouse or group:marts"
     before = checksums(pg)
@@ -83,11 +84,11 @@ def test_rerunning_a_day_three_times_changes_nothing(pagila_loaded, pg, run_rang
         assert checksums(pg) == before
 
 
-def test_load_order_does_not_matter(pagila_loaded, pg, run_range):
-    """Empty the pagila days of the facts, load payments first (rentals unknown), then rentals month
+def test_load_order_does_not_matter(sample_loaded, pg, run_range, truth):
+    """Empty the sample's days of the facts, load payments first (rentals unknown), then rentals month
     by month newest first, and a few days of both newest first: the facts equal the in-order load."""
-    first, last, _ = pagila_loaded
-    scope = {  # only the pagila days: other tests load their own days elsewhere in the calendar
+    first, last, _ = sample_loaded
+    scope = {  # only the sample's days: other tests load their own days elsewhere in the calendar
         "fact_rental": f"rental_ts < '{last + timedelta(1)}'", "fact_payment": f"payment_ts < '{last + timedelta(1)}'",
         "mart_daily_revenue": f"date <= '{last}'",
     }
@@ -96,7 +97,7 @@ def test_load_order_does_not_matter(pagila_loaded, pg, run_range):
     query_no_result(pg, f"DELETE FROM dw.fact_payment WHERE {scope['fact_payment']}")
     assert run_range(first, last, "key:fact_payment").ok
     assert query(pg, "SELECT count(*) FILTER (WHERE film_key = -1) FROM dw.fact_payment "
-                     f"WHERE {scope['fact_payment']}")[0][0] == 16049
+                     f"WHERE {scope['fact_payment']}")[0][0] == truth.payments
     month_ends = [last]
     while month_ends[-1].replace(day=1) > first:
         month_ends.append(month_ends[-1].replace(day=1) - timedelta(1))
@@ -126,7 +127,7 @@ def _rental(rental_id: int, ts: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def scd_days(pagila_loaded, s3, settings_env, run_range):
+def scd_days(sample_loaded, s3, settings_env, run_range):
     """Customer 1 moves on Sep 1 at 10:00 and changes e-mail on Sep 2 at 09:00; rentals around both."""
     drop(s3, settings_env["DVD_LANDING_BUCKET"], {
         SEPT[0]: {
@@ -144,11 +145,11 @@ def scd_days(pagila_loaded, s3, settings_env, run_range):
     assert summary.ok, summary.lines()
 
 
-def test_scd2_versions_and_point_in_time_binding(scd_days, pg):
+def test_scd2_versions_and_point_in_time_binding(scd_days, pg, truth):
     versions = query(pg, "SELECT customer_key, address, email, valid_from, valid_to, is_current FROM dw.dim_customer "
                          "WHERE customer_id = 1 ORDER BY valid_from")
     assert [(v[1], v[2]) for v in versions] == [
-        ("1913 Hanoi Way", "MARY.SMITH@sakilacustomer.org"),
+        (truth.addresses[truth.customers["1"]["address_id"]]["address"], truth.customers["1"]["email"]),
         ("1 New Street", "MARY.SMITH@sakilacustomer.org"),
         ("1 New Street", "mary@example.org"),
     ]
@@ -160,7 +161,7 @@ def test_scd2_versions_and_point_in_time_binding(scd_days, pg):
     keys = [v[0] for v in versions]
     bound = dict(query(pg, "SELECT rental_id, customer_key FROM dw.fact_rental WHERE rental_id >= 900001"))
     assert bound == {900001: keys[0], 900002: keys[1], 900003: keys[2], 900004: keys[2]}
-    # Older pagila rentals of customer 1 stay on the first version.
+    # The sample's older rentals of customer 1 stay on the first version.
     assert query(pg, "SELECT DISTINCT customer_key FROM dw.fact_rental WHERE customer_id = 1 AND rental_ts < '2022-09-01'") == [(keys[0],)]
 
 
@@ -175,7 +176,7 @@ def test_rerunning_a_middle_day_of_the_history_matches_the_in_order_run(scd_days
     assert checksum(pg, "fact_rental") == facts
 
 
-def test_sigkill_in_the_middle_of_a_fact_load_keeps_the_previous_rows(pagila_loaded, pg, settings_env, run_range):
+def test_sigkill_in_the_middle_of_a_fact_load_keeps_the_previous_rows(sample_loaded, pg, settings_env, run_range):
     """Load June (a whole month: swapped in) and July 1-27 (deleted and re-inserted) in one run;
     block the swap on the old June partition, after the new one is built, SIGKILL the run process
     while it waits, and check the facts are exactly as before; then a re-run completes."""
@@ -274,10 +275,10 @@ def partition_shape(pg, name: str) -> tuple:
     return oid, acl, indexes, constraints, bound
 
 
-def test_a_whole_month_is_swapped_in_and_rerunning_it_changes_nothing(pagila_loaded, pg, run_range):
+def test_a_whole_month_is_swapped_in_and_rerunning_it_changes_nothing(sample_loaded, pg, run_range):
     """June is a whole month: the load builds a new partition and swaps it in. Twice more: same
     rows, a new table each time, shaped exactly like a partition PostgreSQL creates (August's:
-    the pagila range ends mid-August, so that month is loaded by delete and insert)."""
+    the sample's range ends mid-August, so that month is loaded by delete and insert)."""
     before = checksum(pg, "fact_payment")
     native = partition_shape(pg, "fact_payment_p2022_08")
     seen = {partition_shape(pg, "fact_payment_p2022_06")[0]}
@@ -294,7 +295,7 @@ def test_a_whole_month_is_swapped_in_and_rerunning_it_changes_nothing(pagila_loa
     assert "=r/" in native[1]  # the analyst's read grant, which the swapped-in table must carry too
 
 
-def test_a_month_swap_waits_for_other_writers_of_fact_payment(pagila_loaded, pg, settings_env, run_range):
+def test_a_month_swap_waits_for_other_writers_of_fact_payment(sample_loaded, pg, settings_env, run_range):
     """The swap drops the old partition's rows instead of deleting them, so it must not overlap any
     other writer of fact_payment (a rental load completing payments, a dimension re-binding them):
     each takes ROW EXCLUSIVE first, the swap SHARE ROW EXCLUSIVE. Here a writer holds its lock; the
