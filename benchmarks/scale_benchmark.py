@@ -194,10 +194,8 @@ class BenchStack:
         self.stack = Stack(self.root)
 
     def __enter__(self) -> BenchStack:
-        from dvd_platform.cli import prepare_dagster_home
-
-        self.values = self.stack.up(environ={})  # empty: never pick up real S3 or Postgres settings
-        prepare_dagster_home(self.dagster_home)  # the project's dagster.yaml: SQLite under DAGSTER_HOME
+        # Empty: never pick up real S3 or Postgres settings. Its own DAGSTER_HOME gets the project's dagster.yaml.
+        self.values = self.stack.up(environ={})
         return self
 
     def __exit__(self, *exc: object) -> None:

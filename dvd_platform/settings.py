@@ -60,8 +60,9 @@ ENV_VARS: dict[str, str] = {
 
 
 def state_dir() -> Path:
-    """The local stack's state directory (``.dvd`` unless DVD_STATE_DIR says otherwise)."""
-    return Path(os.environ.get(STATE_DIR_ENV, PROJECT_ROOT / ".dvd"))
+    """The local stack's state directory (``.dvd`` unless DVD_STATE_DIR says otherwise), absolute: the
+    paths under it go into ``stack.env`` for processes that run elsewhere (``dagster dev`` in DAGSTER_HOME)."""
+    return Path(os.environ.get(STATE_DIR_ENV, PROJECT_ROOT / ".dvd")).absolute()
 
 
 def stack_env_path() -> Path:
