@@ -59,7 +59,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Sequence
 
-from common import host_info, load_average, log, write_results
+from common import host_info, load_average, log, results_file, write_results
 
 from dvd_platform.seed.generator import DEFAULT_START
 from dvd_platform.seed.tables import TABLES
@@ -69,7 +69,7 @@ START = DEFAULT_START  # fixed, so every run of the suite generates the same byt
 SEED = 42
 EVENT_TABLES = ("rental", "payment")
 SECTIONS = ("scales", "per_day", "sensor")
-RESULTS_FILE = Path(__file__).resolve().parent / "results" / "scale.json"
+RESULTS_FILE = results_file("scale")
 SAMPLE_SECONDS = 0.2
 MIB = 1024 * 1024
 STAGES = ("raw", "staging", "warehouse", "marts", "reports", "checks")  # asset groups, then the check steps
