@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 .PHONY: up test install clean
 
 $(BIN)/.installed: pyproject.toml
-	./scripts/install-system-deps.sh
+	PYTHON=$(PYTHON) ./scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

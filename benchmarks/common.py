@@ -1,9 +1,10 @@
 """What every benchmark script records about the machine, how it logs progress, and how it writes its JSON.
 
-Shared by ``load_benchmark.py`` and ``scale_benchmark.py`` (both run as scripts
-from the project root, so this file is importable as ``common``): the figures
-of one script are only comparable with another's when both describe the
-machine the same way.
+Shared by the scripts in ``benchmarks/`` (run as scripts from the project root, so
+this file is importable as ``common``): the figures of one script are only
+comparable with another's when both describe the machine the same way, and a
+figure in BENCHMARKS.md can only be checked against the JSON of the run that
+produced it, at the commit that run measured.
 """
 
 from __future__ import annotations
@@ -12,9 +13,31 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def results_file(name: str) -> Path:
+    """Where a benchmark's JSON goes by default: ``benchmarks/results/<name>.json`` (committed with BENCHMARKS.md)."""
+    return RESULTS_DIR / f"{name}.json"
+
+
+def git_state() -> dict[str, object]:
+    """The commit the run measured, and whether tracked files differed from it (then the figures are not its)."""
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", "-C", str(RESULTS_DIR.parent), *args], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "uncommitted_changes": None if status is None else bool(status)}
 
 
 def host_info() -> dict[str, object]:
@@ -42,8 +65,8 @@ def log(message: str) -> None:
 
 
 def write_results(out: Path, date: datetime, results: dict[str, object]) -> None:
-    """The script's JSON: when it ran and the command line, then ``results``; says where it went."""
+    """The script's JSON: when it ran, at which commit, the command line, then ``results``; says where it went."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"date": date.isoformat(timespec="seconds"), "command": shlex.join(sys.orig_argv),
-                               **results}, indent=2, default=str) + "\n")
+    out.write_text(json.dumps({"date": date.isoformat(timespec="seconds"), **git_state(),
+                               "command": shlex.join(sys.orig_argv), **results}, indent=2, default=str) + "\n")
     print(f"\nwrote {out}")

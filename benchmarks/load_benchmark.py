@@ -80,7 +80,7 @@ from dvd_platform.transforms.staging import SourceFile, stage_table
 from dvd_platform.transforms.warehouse import payment_rows
 from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe, csv_lines
 
-from common import host_info, load_average, log, write_results
+from common import host_info, load_average, log, results_file, write_results
 
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_PACKAGE = "libpostgresql-jdbc-java"
@@ -96,7 +96,7 @@ WINDOW_ROWS = sql.SQL("SELECT count(*), sum(amount) FROM dw.fact_payment WHERE p
 # Generator scale giving a little over 2,000,000 payments in WINDOW (about 133 x scale rentals a day).
 ROWS_PER_SCALE = 24_000
 BENCH_SCHEMA = "dw_stage"  # owned by the loader and meant for UNLOGGED scratch tables
-RESULTS_FILE = Path(__file__).resolve().parent / "results" / "load.json"
+RESULTS_FILE = results_file("load")
 CEILING = "psql_copy"
 FACT_CEILING = "psql_copy_fact"
 SWAP_CEILING = "psql_swap_fact"

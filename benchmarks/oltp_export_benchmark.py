@@ -20,9 +20,7 @@ Results go to stdout and ``benchmarks/results/oltp_export.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -41,7 +39,9 @@ from dvd_platform.seed.tables import TABLES
 from dvd_platform.stack import Stack
 from dvd_platform.stack.s3 import s3_client
 
-RESULTS_FILE = Path(__file__).resolve().parent / "results" / "oltp_export.json"
+from common import host_info, load_average, results_file, write_results
+
+RESULTS_FILE = results_file("oltp_export")
 
 
 def psql_script(source: OltpDropSource, days: list, out_dir: Path) -> Path:
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)
 
+    started_at, machine = datetime.now(timezone.utc), host_info()
     root = Path(tempfile.mkdtemp(prefix="dvd-oltp-bench-"))
     root.chmod(0o755)  # as root, the postgres user must reach the cluster's directory
     stack = Stack(root / "stack")
@@ -131,21 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         results = [{"key": key, "path": labels[key], "rows": rows, "bytes": sizes[key], "seconds": round(seconds, 3),
                     "rows_per_s": round(rows / seconds), "vs_psql": round(timings["psql_copy"] / seconds, 2)}
                    for key, seconds in timings.items()]
-        print(f"\n{rows:,} rows ({sizes['psql_copy']:,} bytes) over {len(days)} days, generator scale {args.scale:g}; "
-              f"OLTP load took {load_seconds:.1f}s")
+        print(f"\n{rows:,} rows ({sizes['psql_copy']:,} bytes) over {len(days)} days, generator scale {args.scale:g}, "
+              f"{result.objects} objects uploaded (files and manifests); OLTP load took {load_seconds:.1f}s")
         print("| path | rows | seconds | rows/s | vs `psql \\copy` |\n|---|---:|---:|---:|---:|")
         for r in results:
             print(f"| {r['path']} | {r['rows']:,} | {r['seconds']:.2f} | {r['rows_per_s']:,} | {r['vs_psql']:.2f} |")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({
-            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgres": server,
-                        "load_average": os.getloadavg()},
+        write_results(args.out, started_at, {
+            "machine": {**machine, "postgres": server, "load_average_at_end": load_average()},
             "data": {"scale": args.scale, "days": len(days), "first_day": days[0].isoformat(),
-                     "rows_loaded": loaded, "repeat": args.repeat},
+                     "rows_loaded": loaded, "objects_uploaded": result.objects, "repeat": args.repeat},
             "results": results,
-        }, indent=2) + "\n")
-        print(f"results: {args.out}")
+        })
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)

@@ -59,7 +59,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Sequence
 
-from common import host_info, load_average, log, write_results
+from common import host_info, load_average, log, results_file, write_results
 
 from dvd_platform.seed.generator import DEFAULT_START
 from dvd_platform.seed.tables import TABLES
@@ -69,7 +69,7 @@ START = DEFAULT_START  # fixed, so every run of the suite generates the same byt
 SEED = 42
 EVENT_TABLES = ("rental", "payment")
 SECTIONS = ("scales", "per_day", "sensor")
-RESULTS_FILE = Path(__file__).resolve().parent / "results" / "scale.json"
+RESULTS_FILE = results_file("scale")
 SAMPLE_SECONDS = 0.2
 MIB = 1024 * 1024
 STAGES = ("raw", "staging", "warehouse", "marts", "reports", "checks")  # asset groups, then the check steps
@@ -194,10 +194,8 @@ class BenchStack:
         self.stack = Stack(self.root)
 
     def __enter__(self) -> BenchStack:
-        from dvd_platform.cli import prepare_dagster_home
-
-        self.values = self.stack.up(environ={})  # empty: never pick up real S3 or Postgres settings
-        prepare_dagster_home(self.dagster_home)  # the project's dagster.yaml: SQLite under DAGSTER_HOME
+        # Empty: never pick up real S3 or Postgres settings. Its own DAGSTER_HOME gets the project's dagster.yaml.
+        self.values = self.stack.up(environ={})
         return self
 
     def __exit__(self, *exc: object) -> None:

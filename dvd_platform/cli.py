@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -113,10 +112,13 @@ def _redact(dsn: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", dsn)
 
 
-def prepare_dagster_home(home: Path) -> None:
-    """DAGSTER_HOME gets the project's dagster.yaml (SQLite storage under DAGSTER_HOME)."""
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(settings.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+def _dagster_dev_place() -> dict:
+    """``dagster dev`` runs in DAGSTER_HOME, where the instance's dagster.yaml is: from the project root
+    it would warn that the template there is not the instance's. The project root goes first on its
+    PYTHONPATH, as the working directory did, so this checkout's code is the code served."""
+    home = Path(os.environ["DAGSTER_HOME"]).resolve()
+    path = os.pathsep.join(p for p in (str(settings.PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {"cwd": home, "env": {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": path}}
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -206,9 +208,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     dagster: subprocess.Popen | None = None
     code = 0
     try:
-        values = stack.up()
+        values = stack.up()  # gives the stack's own DAGSTER_HOME the project's dagster.yaml
         os.environ.update({k: v for k, v in values.items() if k not in os.environ})
-        prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
         if not args.no_seed and not stop_requested:
             seed_argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale),
                          "--seed", str(args.seed)]
@@ -227,9 +228,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                   "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
                   flush=True)
             dagster = start(
-                [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
+                [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(args.port),
                  "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
-                cwd=settings.PROJECT_ROOT, preexec_fn=child_setup,
+                **_dagster_dev_place(), preexec_fn=child_setup,
             )
             code = dagster.wait()
     finally:
@@ -256,9 +257,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from dvd_platform.definitions import defs
     from dvd_platform.runner import materialize_range
 
+    # The instance as configured: its dagster.yaml is the operator's (or `stack up`'s copy), never rewritten here.
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    if os.environ.get("DAGSTER_HOME"):
-        prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
     print(f"materializing {args.select or 'all assets'} for {args.start}..{args.end} in one run")
     summary = materialize_range(defs, args.start, args.end, args.select, instance=instance)
     print(f"run {summary.result.run_id}: {'success' if summary.ok else 'FAILED'}")

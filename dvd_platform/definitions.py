@@ -9,6 +9,10 @@ SparkSession instead of starting a JVM per step.
 
 from __future__ import annotations
 
+from dvd_platform.dagster_notices import filter_dagster_notices
+
+filter_dagster_notices()  # before the imports below: the asset decorators emit the notices when they run
+
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,

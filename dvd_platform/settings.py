@@ -23,12 +23,18 @@ DEFAULT_LAKE_BUCKET = "dvd-lake"
 LANDING_PREFIX = "landing"
 MANIFEST_PREFIX = f"{LANDING_PREFIX}/_manifests"
 
-#: Every environment variable the platform reads, with what it means. The README
-#: table and the docker-compose validation test are generated/checked from this.
+#: Every environment variable the platform reads, with what it means. The README's table
+#: must equal it and it must equal what the code reads (test_docs.py); docker-compose's
+#: services may set only these and the standard ones (test_production.py).
 ENV_VARS: dict[str, str] = {
     "DVD_PG_DSN": "libpq DSN of the warehouse database, as the loader role (owns schemas dw, dw_audit).",
-    "DVD_PG_ANALYST_DSN": "DSN of the warehouse as the read-only analyst role (checks, reports).",
+    "DVD_PG_ANALYST_DSN": "DSN of the warehouse as the read-only analyst role, for people and BI tools: the "
+                          "platform itself (loads, checks, reports) connects only as the loader. `stack up` writes "
+                          "it, or passes on the one set with `DVD_PG_DSN`.",
     "DVD_PG_ADMIN_DSN": "Superuser DSN of the local cluster (stack and tests only; unset in production).",
+    "DVD_DAGSTER_PG_URL": "Written by the stack: URL of a `dagster` database in the local cluster, for a "
+                          "PostgreSQL-backed Dagster instance (`deploy/dagster.production.yaml` reads it). The "
+                          "local `dagster.yaml` uses SQLite and does not read it.",
     "DVD_OLTP_DSN": "DSN of the OLTP (pagila-shaped) source database as a read-only role, for oltp_export.",
     "DVD_OLTP_EXPORT": "1 turns on the schedule that exports each finished UTC day from the OLTP database into landing "
                        "(default off; read when the code location loads).",
@@ -49,12 +55,14 @@ ENV_VARS: dict[str, str] = {
     "DVD_PARTITIONS_START": "First day of the daily partitions (default 2022-01-01).",
     "DVD_STATE_DIR": "Where the local stack keeps its state (default .dvd in the project).",
     "DAGSTER_HOME": "Dagster instance directory (local default .dvd/dagster_home).",
+    "DVD_DEBUG": "1 makes `dvd-platform` print an error's traceback, not only its one line.",
 }
 
 
 def state_dir() -> Path:
-    """The local stack's state directory (``.dvd`` unless DVD_STATE_DIR says otherwise)."""
-    return Path(os.environ.get(STATE_DIR_ENV, PROJECT_ROOT / ".dvd"))
+    """The local stack's state directory (``.dvd`` unless DVD_STATE_DIR says otherwise), absolute: the
+    paths under it go into ``stack.env`` for processes that run elsewhere (``dagster dev`` in DAGSTER_HOME)."""
+    return Path(os.environ.get(STATE_DIR_ENV, PROJECT_ROOT / ".dvd")).absolute()
 
 
 def stack_env_path() -> Path:

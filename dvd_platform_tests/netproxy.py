@@ -18,6 +18,7 @@ class Proxy:
         self._thread: threading.Thread | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.accepted = 0  # connections forwarded so far: how often a client tried
 
     def up(self) -> None:
         server = socket.create_server(("127.0.0.1", self.port))
@@ -52,6 +53,7 @@ class Proxy:
                 continue
             with self._lock:
                 self._open += [client, upstream]
+                self.accepted += 1
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 

@@ -1,4 +1,5 @@
-"""Transient connection faults are retried; the final error is clear and leaks no password."""
+"""Transient connection faults are retried, a refusal by the server is not; the final error is clear and
+leaks no password."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from dvd_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from dvd_platform.resources.warehouse import WarehouseConnectionError, WarehouseResource, WarehouseUnavailable
 from dvd_platform.stack.procs import free_port
 from dvd_platform_tests.netproxy import Proxy
 
@@ -43,3 +44,24 @@ def test_a_server_that_comes_back_within_the_retries_is_used(settings_env):
     finally:
         later.join()
         proxy.down()
+
+
+def test_a_bad_password_fails_at_once_naming_the_cause(settings_env):
+    """A wrong password stays wrong: one connection attempt (counted by a forwarder in front of the real
+    server), an error that quotes the server's reason, says it was not retried, and leaks no password."""
+    from urllib.parse import urlparse
+
+    target = urlparse(settings_env["DVD_PG_DSN"])
+    proxy = Proxy(target.hostname, target.port)
+    proxy.up()
+    dsn = target._replace(netloc=f"{target.username}:not-the-password@127.0.0.1:{proxy.port}").geturl()
+    warehouse = WarehouseResource(dsn=dsn, connect_attempts=5, connect_backoff_seconds=0.01)
+    try:
+        with pytest.raises(WarehouseConnectionError) as err:
+            warehouse.connect()
+    finally:
+        proxy.down()
+    assert not isinstance(err.value, WarehouseUnavailable), err.value
+    assert "password authentication failed" in str(err.value) and "not retried" in str(err.value)
+    assert "not-the-password" not in str(err.value)
+    assert proxy.accepted == 1

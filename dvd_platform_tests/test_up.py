@@ -18,7 +18,7 @@ from dvd_platform.stack import Stack
 from dvd_platform.stack.procs import free_port, port_open
 
 # Everything that would point `up` at an existing stack (or instance) is removed from its environment.
-STACK_VARS = {*ENV_VARS, "DVD_DAGSTER_PG_URL"}
+STACK_VARS = set(ENV_VARS)
 EXPECTED_ASSETS = {"landing_drops", "raw_rental", "stg_rental", "dim_customer", "fact_payment", "mart_daily_revenue"}
 
 

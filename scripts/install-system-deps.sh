@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system packages the platform needs (Debian/Ubuntu), only when missing:
-# Java 17 for Spark, PostgreSQL server binaries for the local stack, and Chromium for the
-# browser test of the Dagster UI (test_ui.py). Chromium is optional: where it cannot be
-# installed (not root, no apt) the install goes on and that one test is skipped, saying why.
+# Java 17 for Spark, PostgreSQL server binaries for the local stack, python3-venv for the
+# Makefile's `$PYTHON -m venv` (Debian ships ensurepip apart from Python), procps for `ps`
+# (the tests look for leftover processes with it), and Chromium for the browser test of
+# the Dagster UI (test_ui.py). Chromium is optional: where it cannot be installed (not
+# root, no apt) the install goes on and that one test is skipped, saying why.
 set -euo pipefail
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+"${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v ps >/dev/null 2>&1 || need+=(procps)
 want=()
 [ -x /usr/bin/chromium ] || want+=(chromium)
 [ ${#need[@]} -eq 0 ] && [ ${#want[@]} -eq 0 ] && exit 0

@@ -84,8 +84,31 @@ class WarehouseLoadError(RuntimeError):
     """A load failed; the message names the asset and partition range. The warehouse is unchanged."""
 
 
-class WarehouseUnavailable(WarehouseLoadError):
+class WarehouseConnectionError(WarehouseLoadError):
+    """Connecting failed for a reason a retry cannot fix (bad password, unknown database or role, ...)."""
+
+
+class WarehouseUnavailable(WarehouseConnectionError):
     """The server could not be reached after retries (a transient fault outlasted the retry policy)."""
+
+
+# libpq's wording of the connection faults that pass by themselves: nothing answered, the connection
+# was cut, or the server is restarting. Anything else the server answers (a bad password, an unknown
+# database or role, pg_hba refusing the host) stays wrong however often it is retried.
+TRANSIENT_CONNECT_ERRORS = (
+    "connection refused",
+    "connection reset",
+    "server closed the connection unexpectedly",
+    "timeout expired",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
+
+
+def is_transient_connect_error(message: str) -> bool:
+    """True when libpq's message says the server was unreachable or restarting, not that it refused us."""
+    lowered = message.lower()
+    return any(fault in lowered for fault in TRANSIENT_CONNECT_ERRORS)
 
 
 class WarehouseResource(ConfigurableResource):
@@ -94,24 +117,26 @@ class WarehouseResource(ConfigurableResource):
     # A partition swap's detach waits at most this long for readers of the table; new readers queue
     # behind it meanwhile, so it gives up (and the transaction is retried) rather than stall them.
     swap_lock_timeout_seconds: float = 10.0
-    connect_attempts: int = 5  # connection refused / reset: retried with backoff (never data errors)
+    connect_attempts: int = 5  # refused / reset / timed out / restarting: retried with backoff
     connect_backoff_seconds: float = 1.0
 
     def connect(self):
         """A UTC session (days and months are cut in UTC whatever the server's time zone).
 
-        Transient connection errors are retried with exponential backoff; data errors never
-        reach this point, so they are never retried.
+        Only transient connection faults (``TRANSIENT_CONNECT_ERRORS``) are retried, with
+        exponential backoff: a bad password fails at once instead of after half a minute of
+        backoff, and data errors never reach this point.
         """
         for attempt in range(1, self.connect_attempts + 1):
             try:
                 return psycopg2.connect(self.dsn, options="-c timezone=UTC", application_name="dvd_platform",
                                         connect_timeout=10)
             except psycopg2.OperationalError as exc:
+                message = str(exc).strip()  # libpq's message names host and port, never the password
+                if not is_transient_connect_error(message):
+                    raise WarehouseConnectionError(f"cannot connect to the warehouse (not retried): {message}") from exc
                 if attempt == self.connect_attempts:
-                    # libpq's message names host and port, never the password.
-                    raise WarehouseUnavailable(
-                        f"warehouse unreachable after {attempt} attempts: {str(exc).strip()}") from exc
+                    raise WarehouseUnavailable(f"warehouse unreachable after {attempt} attempts: {message}") from exc
                 time.sleep(self.connect_backoff_seconds * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
@@ -279,7 +304,7 @@ class WarehouseResource(ConfigurableResource):
                 conn.commit()
             finally:
                 conn.close()
-        except (psycopg2.Error, WarehouseUnavailable):
+        except (psycopg2.Error, WarehouseConnectionError):
             pass  # the server may be the reason the load failed; the run's own failure still reports it
 
 

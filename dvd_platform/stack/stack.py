@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,11 @@ class Stack:
         return self.state_dir / "stack.json"
 
     @property
+    def dagster_home(self) -> Path:
+        """The local Dagster instance, used unless the environment names another DAGSTER_HOME."""
+        return self.state_dir / "dagster_home"
+
+    @property
     def postgres(self) -> LocalPostgres:
         return LocalPostgres(self.state_dir / "pg")
 
@@ -71,7 +77,7 @@ class Stack:
             "DVD_LAKE_BUCKET": environ.get("DVD_LAKE_BUCKET", settings.DEFAULT_LAKE_BUCKET),
             "DVD_LAKE_ROOT": environ.get("DVD_LAKE_ROOT", str(self.state_dir / "lake")),
             "DVD_STAGING_DIR": environ.get("DVD_STAGING_DIR", str(self.state_dir / "staging")),
-            "DAGSTER_HOME": environ.get("DAGSTER_HOME", str(self.state_dir / "dagster_home")),
+            "DAGSTER_HOME": environ.get("DAGSTER_HOME", str(self.dagster_home)),
             "DVD_SPARK_MASTER": environ.get("DVD_SPARK_MASTER", "local[2]"),
             "DVD_SPARK_DRIVER_MEMORY": environ.get("DVD_SPARK_DRIVER_MEMORY", "2g"),
             "DVD_SPARK_SHUFFLE_PARTITIONS": environ.get("DVD_SPARK_SHUFFLE_PARTITIONS", "4"),
@@ -111,6 +117,10 @@ class Stack:
         for key in ("DVD_LAKE_ROOT", "DVD_STAGING_DIR", "DAGSTER_HOME"):
             if "://" not in values[key]:
                 Path(values[key]).mkdir(parents=True, exist_ok=True)
+        if Path(values["DAGSTER_HOME"]).resolve() == self.dagster_home.resolve():
+            # The project's dagster.yaml is the template of the local instance and Dagster reads only
+            # this copy; an instance the environment names keeps its own configuration.
+            shutil.copyfile(settings.PROJECT_ROOT / "dagster.yaml", self.dagster_home / "dagster.yaml")
         settings.write_env_file(self.env_file, values)
         return values
 

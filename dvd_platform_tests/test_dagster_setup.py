@@ -1,0 +1,83 @@
+"""How the platform sets up the Dagster processes it starts: no beta/supersession notices on the
+terminal, other warnings kept, and the instance's dagster.yaml written only where the stack owns it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+from dagster import BetaWarning, PreviewWarning, SupersessionWarning
+
+from dvd_platform.dagster_notices import filter_dagster_notices
+from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
+from dvd_platform.stack import Stack
+
+NOTICES = ("BetaWarning", "PreviewWarning", "SupersessionWarning")
+OPERATORS_YAML = "telemetry:\n  enabled: false\n# the operator's own instance configuration\n"
+
+
+def test_only_dagsters_notices_are_filtered():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filter_dagster_notices()
+        for category in (BetaWarning, PreviewWarning, SupersessionWarning, DeprecationWarning, UserWarning):
+            warnings.warn(f"a {category.__name__}", category)
+    assert [w.category for w in caught] == [DeprecationWarning, UserWarning]
+
+
+def _notices_printed_by(*args: str) -> list[str]:
+    """The notice lines a Python process prints, started as the platform starts it (no DAGSTER_HOME)."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    result = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    return [line for line in output.splitlines() if any(n in line for n in NOTICES)]
+
+
+def test_loading_the_code_location_prints_no_notices():
+    """What a code server or run worker does first: import the definitions (its beta APIs warn as they are built)."""
+    assert _notices_printed_by("-c", "import dvd_platform.definitions") == []
+
+
+def test_dagster_cli_as_up_starts_it_prints_no_notices():
+    """`dvd-platform up` starts `dagster dev` through the launcher; `definitions validate` is superseded the same
+    way (and loads the code location), so it shows the launcher's filter at work without a server."""
+    assert _notices_printed_by("-m", "dvd_platform.dagster_notices", "definitions", "validate", "-w",
+                               "workspace.yaml") == []
+
+
+def test_the_stack_writes_dagster_yaml_only_into_its_own_dagster_home(settings_env, state_dir: Path):
+    """The project's dagster.yaml is the template of the stack's own instance; an instance the
+    environment names keeps its configuration. Services come from settings_env: nothing is started."""
+    theirs = state_dir / "their_home"
+    theirs.mkdir()
+    (theirs / "dagster.yaml").write_text(OPERATORS_YAML)
+    env = {**os.environ, **settings_env}
+    for stack, home in ((Stack(state_dir / "named"), str(theirs)), (Stack(state_dir / "own"), None)):
+        stack.up(environ={**{k: v for k, v in env.items() if k != "DAGSTER_HOME"},
+                          **({"DAGSTER_HOME": home} if home else {})})
+        stack.down()
+    assert (theirs / "dagster.yaml").read_text() == OPERATORS_YAML
+    assert not (state_dir / "named" / "dagster_home").exists()
+    own = state_dir / "own" / "dagster_home" / "dagster.yaml"
+    assert own.read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
+
+
+def test_materialize_leaves_the_instance_dagster_yaml_alone(state_dir: Path):
+    """`dvd-platform materialize` uses DAGSTER_HOME's instance as configured. Without the services'
+    variables its run fails at once; whatever the run does, the file must be as it was."""
+    home = state_dir / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(OPERATORS_YAML)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update({"DAGSTER_HOME": str(home), "DVD_STATE_DIR": str(state_dir / "no_stack")})
+    result = subprocess.run(
+        [sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", "2022-02-01", "--to", "2022-02-01"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert "materializing" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (home / "dagster.yaml").read_text() == OPERATORS_YAML
