@@ -188,10 +188,11 @@ class BenchStack:
 
     root: Path
     values: dict[str, str] = field(default_factory=dict)
+    stack_options: dict[str, object] = field(default_factory=dict)  # Stack's own fields (e.g. pg_server_options)
     stack: Stack = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stack = Stack(self.root)
+        self.stack = Stack(self.root, **self.stack_options)
 
     def __enter__(self) -> BenchStack:
         from dvd_platform.cli import prepare_dagster_home
