@@ -19,10 +19,12 @@ script reports
 Jobs and statements are given to the step that was running when they started
 (steps run one at a time in process); the rest count as outside steps.
 
-Sections (each skippable with ``--skip``):
+Sections (all but ``range`` skippable with ``--skip``):
 
 ``range``
     The whole selected range as one run, from a cold process (JVM start included).
+``repeat``
+    The same range again on the same stack (a re-run or backfill over loaded days).
 ``one_day``
     Then the last day of the range again, in a fresh process, on the same stack:
     what a daily run costs once history is loaded.
@@ -35,7 +37,8 @@ temp dir, stopped at the end).
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/pipeline_benchmark.py [--source FOLDER|generated] [--days N]
-        [--scale 1] [--skip one_day] [--out benchmarks/results/pipeline.json]
+        [--scale 1] [--spark classic,connect] [--select SELECTION] [--skip repeat,one_day]
+        [--out benchmarks/results/pipeline.json]
 
 Logging every statement and every Spark event costs a little; the figures are a
 profile, not the fastest possible run. Results go to stdout and
@@ -62,7 +65,8 @@ from scale_benchmark import BenchStack, run_measured, tail, versions
 
 from dvd_platform.cli import DEFAULT_SAMPLE
 
-SECTIONS = ("range", "one_day")
+SECTIONS = ("range", "repeat", "one_day")
+MODES = ("classic", "connect")
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "pipeline.json"
 OUTSIDE = "(outside steps)"
 #: One line per statement in the server log: "<epoch.ms> [<application_name>] LOG:  statement: <sql>".
@@ -225,24 +229,32 @@ def event_log_conf(event_dir: Path) -> dict[str, str]:
             "spark.eventLog.compress": "false"}
 
 
-def profile_run(bench: BenchStack, first: date, last: date, work: Path, label: str, server_log: Path) -> dict:
-    """Launch ``dvd-platform materialize`` over ``first..last`` in a fresh process and profile it."""
-    event_dir = work / f"spark-events-{label}"
-    event_dir.mkdir(parents=True)
-    conf = " ".join(f"--conf {key}={value}" for key, value in event_log_conf(event_dir).items())
-    env = {**bench.env(), "PYSPARK_SUBMIT_ARGS": f"{conf} pyspark-shell"}
-    argv = [sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", first.isoformat(), "--to", last.isoformat()]
-    log(f"{label}: materializing {first}..{last} as one run")
-    began = time.time()
-    measured = run_measured(argv, env, work / f"run-{label}.log")
-    window = (began, time.time())
-    if measured.returncode != 0:
-        raise RuntimeError(f"{label}: materialize failed (exit {measured.returncode}):\n{tail(work / f'run-{label}.log')}")
-    run = run_events(bench.dagster_home)
+@dataclass
+class Profiled:
+    """One bench stack being profiled: where its logs are and how its runs reach Spark."""
+
+    bench: BenchStack
+    work: Path
+    server_log: Path
+    mode: str  # "classic": each run starts a driver; "connect": runs attach to the stack's server
+    connect_events: Path  # the Connect server's event log (unused in classic mode)
+    select: str | None  # an asset selection (default: the whole graph)
+
+    def spark_env(self, label: str) -> tuple[dict[str, str], Path]:
+        """The run's environment and where its Spark event log goes."""
+        if self.mode == "connect":
+            return self.bench.env(), self.connect_events
+        event_dir = self.work / f"spark-events-{label}"
+        event_dir.mkdir(parents=True)
+        conf = " ".join(f"--conf {key}={value}" for key, value in event_log_conf(event_dir).items())
+        return {**self.bench.env(), "PYSPARK_SUBMIT_ARGS": f"{conf} pyspark-shell"}, event_dir
+
+
+def per_step(run: RunEvents, jobs: list[dict], actions: list[float], logged: list[tuple]) -> dict[str, dict]:
+    """Each step's seconds and what started while it ran; what started outside any step, apart."""
     clock = StepClock(run.steps)
     steps = {key: {"seconds": end - start, **dict.fromkeys(COUNTS, 0)} for key, (start, end) in run.steps.items()}
     steps[OUTSIDE] = {"seconds": 0.0, **dict.fromkeys(COUNTS, 0)}
-    jobs, actions = spark_events(event_dir, window)
     for moment in actions:
         steps[clock.step_at(moment)]["spark_actions"] += 1
     for job in jobs:
@@ -250,12 +262,41 @@ def profile_run(bench: BenchStack, first: date, last: date, work: Path, label: s
         step["spark_jobs"] += 1
         step["spark_tasks"] += job["tasks"]
         step["spark_job_seconds"] += job["seconds"]
-    logged = statements(server_log, window)
     for moment, _, _ in logged:
         steps[clock.step_at(moment)]["sql_statements"] += 1
+    return steps
+
+
+def fact_counts(bench: BenchStack) -> dict[str, int]:
+    """Rows in the facts (none when the selection loads no warehouse table)."""
+    counts = {}
+    for table in ("fact_rental", "fact_payment"):
+        (exists,), = bench.query(f"SELECT to_regclass('dw.{table}') IS NOT NULL")
+        if exists:
+            (counts[table],), = bench.query(f"SELECT count(*) FROM dw.{table}")
+    return counts
+
+
+def profile_run(profiled: Profiled, first: date, last: date, label: str) -> dict:
+    """Launch ``dvd-platform materialize`` over ``first..last`` in a fresh process and profile it."""
+    env, event_dir = profiled.spark_env(label)
+    argv = [sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", first.isoformat(), "--to", last.isoformat()]
+    if profiled.select:
+        argv += ["--select", profiled.select]
+    log(f"{label}: materializing {first}..{last} as one run")
+    began = time.time()
+    measured = run_measured(argv, env, profiled.work / f"run-{label}.log")
+    window = (began, time.time())
+    if measured.returncode != 0:
+        raise RuntimeError(f"{label}: materialize failed (exit {measured.returncode}):\n"
+                           f"{tail(profiled.work / f'run-{label}.log')}")
+    run = run_events(profiled.bench.dagster_home)
+    jobs, actions = spark_events(event_dir, window)
+    logged = statements(profiled.server_log, window)
+    steps = per_step(run, jobs, actions, logged)
     outside = outside_steps(run, window)
     steps[OUTSIDE]["seconds"] = sum(outside.values())
-    (rentals, payments), = bench.query("SELECT (SELECT count(*) FROM dw.fact_rental), (SELECT count(*) FROM dw.fact_payment)")
+    warehouse = fact_counts(profiled.bench)
     log(f"{label}: {measured.seconds:.1f} s, {len(jobs)} Spark jobs, {len(logged)} SQL statements, "
         f"{sum(run.events.values())} events")
     return {
@@ -267,26 +308,26 @@ def profile_run(bench: BenchStack, first: date, last: date, work: Path, label: s
         "sql_by_keyword": dict(Counter(keyword for _, _, keyword in logged).most_common()),
         "sql_by_application": dict(Counter(app or "(none)" for _, app, _ in logged).most_common()),
         "events": sum(run.events.values()), "events_by_type": dict(run.events.most_common()),
-        "warehouse": {"fact_rental": rentals, "fact_payment": payments},
+        "warehouse": warehouse,
     }
 
 
-def profile_stack(base: Path, source, days: int | None, sections: list[str], label: str,
-                  stack_options: dict[str, object]) -> dict:
-    """A fresh stack: seed, then each section's run, profiled."""
-    work = base / label
-    work.mkdir(parents=True)
-    with BenchStack(base / f"stack-{label}", stack_options=stack_options) as bench:
-        server_log = log_every_statement(bench)
+def profile_stack(base: Path, source, days: int | None, sections: list[str], mode: str, select: str | None) -> dict:
+    """A fresh stack (with a Spark Connect server in ``connect`` mode): seed, then each section's run, profiled."""
+    work = base / mode
+    connect_events = work / "spark-events-server"
+    connect_events.mkdir(parents=True)
+    options = {"spark_connect": True, "spark_connect_conf": event_log_conf(connect_events)} if mode == "connect" else {}
+    with BenchStack(base / f"stack-{mode}", stack_options=options) as bench:
+        profiled = Profiled(bench, work, log_every_statement(bench), mode, connect_events, select)
         selected, rows = seed_bench(bench, source, days)
         out: dict[str, object] = {"days": len(selected), "first_day": selected[0].isoformat(),
                                   "last_day": selected[-1].isoformat(), "seeded_rows": rows}
-        if "range" in sections:
-            out["range"] = profile_run(bench, selected[0], selected[-1], work, f"{label}-range", server_log)
+        out["range"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-range")
+        if "repeat" in sections:
+            out["repeat"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-repeat")
         if "one_day" in sections:
-            if "range" not in sections:  # a day's run needs its history loaded
-                profile_run(bench, selected[0], selected[-1], work, f"{label}-history", server_log)
-            out["one_day"] = profile_run(bench, selected[-1], selected[-1], work, f"{label}-one-day", server_log)
+            out["one_day"] = profile_run(profiled, selected[-1], selected[-1], f"{mode}-one-day")
     return out
 
 
@@ -317,15 +358,23 @@ def main(argv: list[str] | None = None) -> int:
                         "when it exists, else generated)")
     parser.add_argument("--days", type=int, help="only the first N days of the source (default: all)")
     parser.add_argument("--scale", type=float, default=1.0, help="generator scale (default 1)")
-    parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {', '.join(SECTIONS)}")
+    parser.add_argument("--spark", default=",".join(MODES),
+                        help="comma-separated: classic (each run starts its driver), connect (runs attach to the "
+                        "stack's Spark Connect server); each on a fresh stack (default both)")
+    parser.add_argument("--select", help="Dagster asset selection for every run, e.g. 'key:raw_*' "
+                        "(default: the whole graph)")
+    parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {', '.join(SECTIONS[1:])}")
     parser.add_argument("--out", type=Path, default=RESULTS_FILE, help=f"JSON results (default {RESULTS_FILE})")
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
-    if skip - set(SECTIONS):
-        parser.error(f"--skip: unknown section(s) {', '.join(sorted(skip - set(SECTIONS)))}")
+    if skip - set(SECTIONS[1:]):
+        parser.error(f"--skip: not a section that can be skipped: {', '.join(sorted(skip - set(SECTIONS[1:])))}")
     if args.days is not None and args.days < 1:
         parser.error("--days must be positive")
     sections = [s for s in SECTIONS if s not in skip]
+    modes = [m for m in args.spark.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--spark: one or more of {', '.join(MODES)}")
 
     info = {**host_info(), **versions()}
     started = datetime.now(timezone.utc)
@@ -333,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     base.chmod(0o755)  # as root the Postgres server runs as 'postgres' and must reach its data dir
     source = make_source(args.source, args.scale, args.days)
     try:
-        report = {"classic": profile_stack(base, source, args.days, sections, "classic", {})}
+        report = {mode: profile_stack(base, source, args.days, sections, mode, args.select) for mode in modes}
     except BaseException:
         log(f"failed; logs kept in {base}")
         raise
@@ -342,11 +391,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nPipeline benchmark ({started:%Y-%m-%d %H:%M} UTC, {source.description}, "
           f"{datetime.now(timezone.utc) - started} wall)\n")
-    for mode, result in report.items():
+    for result in report.values():
         for section in SECTIONS:
             if section in result:
                 print(run_table(result[section]) + "\n")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    if {"classic", "connect"} <= set(report):
+        ratios = {section: report["classic"][section]["wall_seconds"] / report["connect"][section]["wall_seconds"]
+                  for section in sections}
+        report["classic_over_connect"] = ratios
+        print("classic / connect wall time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     write_results(args.out, started, {"source": source.description, "sections_run": sections, "machine": info,
                                       **report})
     return 0

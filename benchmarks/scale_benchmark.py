@@ -64,6 +64,7 @@ from common import host_info, load_average, log, write_results
 from dvd_platform.seed.generator import DEFAULT_START
 from dvd_platform.seed.tables import TABLES
 from dvd_platform.stack import Stack
+from dvd_platform.stack.procs import descendants
 
 START = DEFAULT_START  # fixed, so every run of the suite generates the same bytes
 SEED = 42
@@ -124,24 +125,6 @@ class TreeSampler:
                 for kind, rss in by_kind.items():
                     self.peak_by_kind[kind] = max(self.peak_by_kind.get(kind, 0), rss)
             self._stop.wait(self.interval)
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it (one pass over /proc/*/stat)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 @dataclass
