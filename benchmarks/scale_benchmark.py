@@ -64,6 +64,7 @@ from common import host_info, load_average, log, results_file, write_results
 from dvd_platform.seed.generator import DEFAULT_START
 from dvd_platform.seed.tables import TABLES
 from dvd_platform.stack import Stack
+from dvd_platform.stack.procs import descendants
 
 START = DEFAULT_START  # fixed, so every run of the suite generates the same bytes
 SEED = 42
@@ -126,24 +127,6 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it (one pass over /proc/*/stat)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
 @dataclass
 class Measured:
     """A subprocess's wall time, exit code and peak driver RSS (Python + JVM; per kind, with ``other``)."""
@@ -188,10 +171,11 @@ class BenchStack:
 
     root: Path
     values: dict[str, str] = field(default_factory=dict)
+    stack_options: dict[str, object] = field(default_factory=dict)  # Stack's own fields (e.g. pg_server_options)
     stack: Stack = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stack = Stack(self.root)
+        self.stack = Stack(self.root, **self.stack_options)
 
     def __enter__(self) -> BenchStack:
         # Empty: never pick up real S3 or Postgres settings. Its own DAGSTER_HOME gets the project's dagster.yaml.

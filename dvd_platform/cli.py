@@ -1,6 +1,6 @@
 """``dvd-platform``: the command line of the platform.
 
-    dvd-platform stack up|down|status    the local PostgreSQL + S3 (writes .dvd/stack.env)
+    dvd-platform stack up|down|status    the local PostgreSQL + S3 + Spark Connect server (writes .dvd/stack.env)
     dvd-platform seed [...]              upload sample daily drops to the landing area
     dvd-platform up [...]                stack up + seed + `dagster dev` on 127.0.0.1:3000
     dvd-platform oltp load-sample [...]  a pagila-shaped OLTP database for the oltp_export connector
@@ -58,6 +58,11 @@ def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
                         help="upload one day at a time, SECONDS apart (watch the sensor work)")
 
 
+def add_spark_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classic-spark", action="store_true",
+                        help="start no Spark Connect server: each run starts its own Spark driver (a JVM, ~7 s)")
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     from dvd_platform.seed.drops import seed, select_days
 
@@ -93,12 +98,13 @@ def cmd_oltp(args: argparse.Namespace) -> int:
 def cmd_stack(args: argparse.Namespace) -> int:
     from dvd_platform.stack import Stack
 
-    stack = Stack()
+    stack = Stack(spark_connect=not args.classic_spark)
     if args.action == "up":
         values = stack.up()
         print(f"stack up; settings in {stack.env_file}")
         print(f"  postgres: {_redact(values.get('DVD_PG_DSN', ''))}")
         print(f"  s3:       {values.get('DVD_S3_ENDPOINT_URL') or 'AWS'}")
+        print(f"  spark:    {values.get('DVD_SPARK_REMOTE') or 'classic (each run starts its own driver)'}")
     elif args.action == "down":
         stack.down()
         print("stack down")
@@ -130,9 +136,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     server and runs inherit it), so whatever it leaves behind is waited for, then ended,
     before the stack goes down: nothing outlives `up`.
     """
-    import time
-
     from dvd_platform.stack import Stack
+    from dvd_platform.stack.procs import end_group
 
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     stop_requested = False
@@ -160,39 +165,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         os.setpgid(0, 0)
 
-    def group_alive(pgid: int) -> bool:
-        """True while a non-zombie process of the group is alive."""
-        proc = Path("/proc")
-        if not proc.is_dir():
-            try:
-                os.killpg(pgid, 0)
-                return True
-            except ProcessLookupError:
-                return False
-        for entry in proc.iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
-                except OSError:
-                    continue
-                if fields[0] != "Z" and int(fields[2]) == pgid:
-                    return True
-        return False
-
-    def end_group(pgid: int) -> None:
-        """Give dagster dev's leftovers (its code server exits a moment after it) time, then end them."""
-        for sig, grace in ((None, 15.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            if sig is not None:
-                try:
-                    os.killpg(pgid, sig)
-                except ProcessLookupError:
-                    return
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                if not group_alive(pgid):
-                    return
-                time.sleep(0.1)
-
     def stop_child(child: subprocess.Popen | None) -> None:
         if child is not None and child.poll() is None:
             child.terminate()
@@ -203,7 +175,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 child.wait()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
-    stack = Stack()
+    stack = Stack(spark_connect=not args.classic_spark)
     seeder: subprocess.Popen | None = None
     dagster: subprocess.Popen | None = None
     code = 0
@@ -239,7 +211,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             stop_child(dagster)
             if dagster is not None:
-                end_group(dagster.pid)
+                # dagster dev's code server exits a moment after it: give its leftovers time, then end them.
+                end_group(dagster.pid, ((None, 15.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)))
             stop_child(seeder)
             stack.down()
             print("stopped: dagster, stack", flush=True)
@@ -273,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = sub.add_parser("stack", help="start/stop the local PostgreSQL + S3")
     stack.add_argument("action", choices=["up", "down", "status"])
+    add_spark_argument(stack)
     stack.set_defaults(func=cmd_stack)
 
     seed = sub.add_parser("seed", help="upload sample daily drops to the landing area")
@@ -283,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_seed_arguments(up)
     up.add_argument("--no-seed", action="store_true", help="do not seed sample drops")
     up.add_argument("--port", type=int, default=3000)
+    add_spark_argument(up)
     up.set_defaults(func=cmd_up)
     oltp = sub.add_parser("oltp", help="the OLTP source database")
     oltp_sub = oltp.add_subparsers(dest="oltp_command", required=True)

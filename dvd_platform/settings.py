@@ -47,6 +47,8 @@ ENV_VARS: dict[str, str] = {
     "DVD_LAKE_ROOT": "Root of the Parquet lake (staged snapshots, quarantine): a local path or s3a://bucket/prefix.",
     "DVD_STAGING_DIR": "Local scratch directory where raw objects are downloaded for Spark.",
     "DVD_SPARK_MASTER": "spark.master (default local[2]; spark://host:7077, yarn, k8s://... on a cluster).",
+    "DVD_SPARK_REMOTE": "Spark Connect URL (sc://host:port). Set: runs attach to that server (the local stack starts one); "
+                        "unset or empty: each run starts a classic driver on DVD_SPARK_MASTER.",
     "DVD_SPARK_DRIVER_MEMORY": "spark.driver.memory (default 2g).",
     "DVD_SPARK_SHUFFLE_PARTITIONS": "spark.sql.shuffle.partitions (default 4: sized for a day of data on 2 cores).",
     "DVD_QUARANTINE_ERROR_RATIO": "Quarantined/read rows above which the quarantine check is an ERROR (default 0.05).",

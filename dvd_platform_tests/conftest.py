@@ -139,7 +139,12 @@ def truth(sample_dir):
 
 @pytest.fixture(scope="session")
 def spark(stack):
-    """The session's SparkSession (the same one the in-process runs use)."""
+    """The session's SparkSession (the same one the in-process runs use).
+
+    ``SparkResource.spark_config`` decides the mode as a run does: a Spark Connect client
+    when the session's stack started a Connect server (``DVD_SPARK_REMOTE``), else the
+    classic local driver. A process holds one or the other, never both.
+    """
     from pyspark.sql import SparkSession
 
     from dvd_platform.resources.spark import SparkResource

@@ -2,7 +2,7 @@
 
 A master and a worker are started on 127.0.0.1 with pyspark's own launcher
 (``bin/spark-class``); ``dvd-platform materialize`` then runs in a subprocess
-with ``DVD_SPARK_MASTER=spark://...``, so the driver, the executor JVM and its
+with ``DVD_SPARK_MASTER=spark://...`` (and no Spark Connect URL), so the driver, the executor JVM and its
 Python workers are separate processes, as on a cluster, and the executors COPY
 into PostgreSQL themselves. The same generated days are also run in process on
 the session's local Spark; both go to their own scratch warehouse and lake, and
@@ -15,23 +15,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from dvd_platform.stack.procs import free_port
-from dvd_platform_tests.scratch import scratch_database
-from dvd_platform_tests.test_warehouse import checksum
-
-FIRST, LAST = date(2025, 3, 1), date(2025, 3, 2)
-TABLES = ("dim_date", "dim_customer", "dim_film", "dim_store", "dim_staff", "bridge_film_category",
-          "fact_rental", "fact_payment", "mart_daily_revenue", "mart_category_monthly")
+from dvd_platform_tests.two_runs import in_process_and_subprocess
 
 
 def _spark_class() -> Path:
@@ -90,54 +82,9 @@ def spark_cluster(tmp_path_factory) -> Iterator[str]:
                 proc.wait()
 
 
-def _fingerprints(dsn: str) -> dict[str, tuple[int, str]]:
-    """Row count and an order-independent checksum of every warehouse table."""
-    conn = psycopg2.connect(dsn)
-    try:
-        return {table: checksum(conn, table) for table in TABLES}
-    finally:
-        conn.close()
-
-
-def _buckets(s3, tag: str) -> tuple[str, str]:
-    names = (f"dvd-cluster-{tag}-landing", f"dvd-cluster-{tag}-lake")
-    for name in names:
-        s3.create_bucket(Bucket=name)
-    return names
-
-
 def test_standalone_cluster_run_equals_the_local_run(spark_cluster, settings_env, s3, run_range, tmp_path,
                                                      monkeypatch):
-    from dvd_platform.seed.drops import seed
-    from dvd_platform.seed.generator import GeneratedSource
-
-    days = [date.fromordinal(d) for d in range(FIRST.toordinal(), LAST.toordinal() + 1)]
-    landing, _ = _buckets(s3, "src")
-    seed(GeneratedSource(scale=0.3, seed=7, start=FIRST, days=len(days)), s3, landing, days)
-
-    with scratch_database(settings_env, "dvd_local") as local_db, \
-            scratch_database(settings_env, "dvd_cluster") as cluster_db:
-        # The local run: in process, on the session's local SparkSession.
-        _, local_lake_bucket = _buckets(s3, "local")
-        for key, value in {"DVD_PG_DSN": local_db["loader"], "DVD_LANDING_BUCKET": landing,
-                           "DVD_LAKE_BUCKET": local_lake_bucket, "DVD_LAKE_ROOT": str(tmp_path / "local-lake"),
-                           "DVD_STAGING_DIR": str(tmp_path / "local-staging")}.items():
-            monkeypatch.setenv(key, value)
-        local = run_range(FIRST, LAST)
-        assert local.ok, local.lines()
-
-        # The cluster run: its own driver process, executors on the standalone worker.
-        _, cluster_lake_bucket = _buckets(s3, "cluster")
-        env = {**os.environ, "DVD_PG_DSN": cluster_db["loader"], "DVD_LAKE_BUCKET": cluster_lake_bucket,
-               "DVD_LAKE_ROOT": str(tmp_path / "cluster-lake"), "DVD_STAGING_DIR": str(tmp_path / "cluster-staging"),
-               "DVD_SPARK_MASTER": spark_cluster, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-        env.pop("DAGSTER_HOME", None)
-        result = subprocess.run([sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", str(FIRST),
-                                 "--to", str(LAST)], env=env, capture_output=True, text=True, timeout=900)
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-        assert "success" in result.stdout
-
-        local_tables, cluster_tables = _fingerprints(local_db["loader"]), _fingerprints(cluster_db["loader"])
-    for table in ("dim_customer", "dim_film", "fact_rental", "fact_payment", "mart_daily_revenue"):
-        assert local_tables[table][0] > 0, f"{table} is empty: the comparison would prove nothing"
-    assert cluster_tables == local_tables
+    local, cluster = in_process_and_subprocess("cluster", {"DVD_SPARK_MASTER": spark_cluster, "DVD_SPARK_REMOTE": ""},
+                                               settings_env=settings_env, s3=s3, run_range=run_range,
+                                               tmp_path=tmp_path, monkeypatch=monkeypatch)
+    assert cluster == local

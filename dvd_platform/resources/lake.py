@@ -53,7 +53,7 @@ class LakeResource(ConfigurableResource):
         (
             df.withColumn(_WRITE_PARTITION, F.date_format(F.col(DAY_COLUMN), "yyyy-MM-dd"))
             .write.partitionBy(_WRITE_PARTITION)
-            .mode("errorifexists")
+            .mode("error")  # "errorifexists" in classic only; Spark Connect knows this name
             .parquet(str(version_root))
         )
         versions = {}

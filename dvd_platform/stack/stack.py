@@ -12,9 +12,11 @@ from pathlib import Path
 import psycopg2
 
 from dvd_platform import settings
+from dvd_platform.resources.spark import REMOTE_ENV, SparkResource
 from dvd_platform.stack.postgres import LocalPostgres
 from dvd_platform.stack.procs import StackError, pid_alive, stop_pid
 from dvd_platform.stack.s3 import MotoServer, ensure_buckets, s3_client
+from dvd_platform.stack.spark_connect import ConnectServer
 
 __all__ = ["Stack", "StackError"]
 
@@ -33,10 +35,17 @@ class Stack:
 
     ``state_dir`` holds the Postgres cluster, logs, ``stack.json`` (what *this*
     stack started, so ``down`` stops exactly that) and ``stack.env``.
+
+    With ``spark_connect`` it also starts a Spark Connect server and writes its URL
+    as ``DVD_SPARK_REMOTE``: runs then attach to that warm JVM instead of starting
+    their own (``dvd-platform stack up`` and ``up`` do; tests and benchmarks choose).
+    ``spark_connect_conf`` adds server settings (e.g. Spark's event log).
     """
 
     state_dir: Path = field(default_factory=settings.state_dir)
     pg_server_options: dict[str, str] = field(default_factory=dict)
+    spark_connect: bool = False
+    spark_connect_conf: dict[str, str] = field(default_factory=dict)
 
     @property
     def env_file(self) -> Path:
@@ -54,6 +63,10 @@ class Stack:
     @property
     def postgres(self) -> LocalPostgres:
         return LocalPostgres(self.state_dir / "pg")
+
+    def _connect_server(self, state: dict) -> ConnectServer:
+        saved = state.get("spark_connect", {})
+        return ConnectServer(self.state_dir / "spark-connect", saved.get("port", 0), saved.get("pid"), saved.get("pgid"))
 
     def _read_state(self) -> dict:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
@@ -95,22 +108,11 @@ class Stack:
                 self._write_state(state)
                 values.update(pg.bootstrap(port))
 
-            if environ.get("DVD_S3_ENDPOINT_URL") or environ.get("AWS_ACCESS_KEY_ID"):
-                values["DVD_S3_ENDPOINT_URL"] = environ.get("DVD_S3_ENDPOINT_URL", "")
-                client = s3_client(values["DVD_S3_ENDPOINT_URL"] or None)
-            else:
-                moto = MotoServer(self.state_dir / "s3.log")
-                moto.start()
-                state["s3"] = {"pid": moto.pid, "port": moto.port}
-                self._write_state(state)
-                values.update({
-                    "DVD_S3_ENDPOINT_URL": moto.endpoint_url,
-                    "AWS_ACCESS_KEY_ID": "dvdlocal",
-                    "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(18),
-                    "AWS_DEFAULT_REGION": "us-east-1",
-                })
-                client = s3_client(moto.endpoint_url, values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"])
-            ensure_buckets(client, [values["DVD_LANDING_BUCKET"], values["DVD_LAKE_BUCKET"]])
+            self._s3_up(environ, state, values)
+            if environ.get(REMOTE_ENV):
+                values[REMOTE_ENV] = environ[REMOTE_ENV]
+            elif self.spark_connect:
+                values[REMOTE_ENV] = self._start_connect_server(state, values)
         except BaseException:
             self.down()
             raise
@@ -124,6 +126,37 @@ class Stack:
         settings.write_env_file(self.env_file, values)
         return values
 
+    def _s3_up(self, environ: dict[str, str], state: dict, values: dict[str, str]) -> None:
+        """The S3 endpoint the environment names, else a moto server of ours; then the two buckets."""
+        if environ.get("DVD_S3_ENDPOINT_URL") or environ.get("AWS_ACCESS_KEY_ID"):
+            values["DVD_S3_ENDPOINT_URL"] = environ.get("DVD_S3_ENDPOINT_URL", "")
+            client = s3_client(values["DVD_S3_ENDPOINT_URL"] or None)
+        else:
+            moto = MotoServer(self.state_dir / "s3.log")
+            moto.start()
+            state["s3"] = {"pid": moto.pid, "port": moto.port}
+            self._write_state(state)
+            values.update({
+                "DVD_S3_ENDPOINT_URL": moto.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "dvdlocal",
+                "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(18),
+                "AWS_DEFAULT_REGION": "us-east-1",
+            })
+            client = s3_client(moto.endpoint_url, values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"])
+        ensure_buckets(client, [values["DVD_LANDING_BUCKET"], values["DVD_LAKE_BUCKET"]])
+
+    def _start_connect_server(self, state: dict, values: dict[str, str]) -> str:
+        """Start the Spark Connect server with the platform's server settings; returns its URL."""
+        resource = SparkResource(master=values["DVD_SPARK_MASTER"], driver_memory=values["DVD_SPARK_DRIVER_MEMORY"],
+                                 shuffle_partitions=int(values["DVD_SPARK_SHUFFLE_PARTITIONS"]))
+        server = self._connect_server({})
+        try:
+            server.start({**resource.server_config(), **self.spark_connect_conf})
+        finally:
+            state["spark_connect"] = {"pid": server.pid, "port": server.port, "pgid": server.pgid}
+            self._write_state(state)
+        return server.url
+
     def is_running(self) -> bool:
         """True when everything this stack started is still alive."""
         state = self._read_state()
@@ -134,6 +167,8 @@ class Stack:
             ok &= LocalPostgres(Path(state["postgres"]["base_dir"])).postmaster_pid() is not None
         if "s3" in state:
             ok &= pid_alive(state["s3"]["pid"])
+        if "spark_connect" in state:
+            ok &= bool(state["spark_connect"]["pid"]) and pid_alive(state["spark_connect"]["pid"])
         return ok
 
     def pids(self) -> list[int]:
@@ -144,12 +179,16 @@ class Stack:
             pids.append(pid)
         if "s3" in state and pid_alive(state["s3"]["pid"]):
             pids.append(state["s3"]["pid"])
+        if "spark_connect" in state and state["spark_connect"]["pid"] and pid_alive(state["spark_connect"]["pid"]):
+            pids.append(state["spark_connect"]["pid"])
         return pids
 
     def down(self) -> None:
         """Stop what ``up`` started; keep the data (the Postgres cluster) for next time."""
         state = self._read_state()
         errors = []
+        if "spark_connect" in state:
+            self._connect_server(state).stop()
         if "s3" in state:
             stop_pid(state["s3"]["pid"])
         if "postgres" in state:

@@ -1,0 +1,410 @@
+"""Where does a run's time go? A profile of whole-graph runs, step by step.
+
+Issue 19 asks to profile before making anything faster. For one run of the whole
+graph over a range of days, launched exactly like ``dvd-platform materialize``
+(a fresh process, the in-process executor, a SQLite ``DAGSTER_HOME``), this
+script reports
+
+* per step: its wall time (the run's STEP_START .. STEP_SUCCESS events), the Spark
+  jobs and tasks submitted while it ran and how long they took (from Spark's own
+  event log, written by its ``EventLoggingListener``: the classic driver gets
+  ``spark.eventLog.*`` through ``PYSPARK_SUBMIT_ARGS``), and the SQL statements
+  the warehouse received (the throw-away PostgreSQL cluster logs every statement,
+  ``log_statement = all``, with an epoch timestamp);
+* the events the run wrote to Dagster's event log, by type;
+* the time outside any step: process start to the run's start (imports, the
+  definitions), run start to the first step, the gaps between steps, and the
+  last step's end to the process's exit.
+
+Jobs and statements are given to the step that was running when they started
+(steps run one at a time in process); the rest count as outside steps.
+
+Sections (all but ``range`` skippable with ``--skip``):
+
+``range``
+    The whole selected range as one run, from a cold process (JVM start included).
+``repeat``
+    The same range again on the same stack (a re-run or backfill over loaded days).
+``one_day``
+    Then the last day of the range again, in a fresh process, on the same stack:
+    what a daily run costs once history is loaded.
+
+The data are pagila (``../shared/datasets/pagila``) when that folder exists, else
+(or with ``--source generated``) the built-in generator; ``--days N`` keeps the
+first N days. Each section runs on a fresh stack (its own PostgreSQL and moto in a
+temp dir, stopped at the end).
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/pipeline_benchmark.py [--source FOLDER|generated] [--days N]
+        [--scale 1] [--spark classic,connect] [--select SELECTION] [--skip repeat,one_day]
+        [--out benchmarks/results/pipeline.json]
+
+Logging every statement and every Spark event costs a little; the figures are a
+profile, not the fastest possible run. Results go to stdout and
+``benchmarks/results/pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from common import host_info, load_average, log, write_results
+from scale_benchmark import BenchStack, run_measured, tail, versions
+
+from dvd_platform.cli import DEFAULT_SAMPLE
+
+SECTIONS = ("range", "repeat", "one_day")
+MODES = ("classic", "connect")
+RESULTS_FILE = Path(__file__).resolve().parent / "results" / "pipeline.json"
+OUTSIDE = "(outside steps)"
+#: One line per statement in the server log: "<epoch.ms> [<application_name>] LOG:  statement: <sql>".
+STATEMENT_LINE = re.compile(r"^(\d+\.\d+) \[([^\]]*)\] LOG:  statement: (\S+)")
+STEP_END_EVENTS = ("STEP_SUCCESS", "STEP_FAILURE")
+#: What is counted per step besides its seconds (spark_job_seconds: the jobs' own durations, summed).
+COUNTS = ("spark_actions", "spark_jobs", "spark_tasks", "spark_job_seconds", "sql_statements")
+
+
+# --------------------------------------------------------------------------- the data
+
+
+def make_source(kind: str, scale: float, days: int | None):
+    """A folder of pagila-shaped CSVs, or the generator (``days`` days from its fixed start)."""
+    if kind != "generated":
+        from dvd_platform.seed.sources import FolderSource
+
+        return FolderSource(Path(kind))
+    from dvd_platform.seed.generator import DEFAULT_DAYS, GeneratedSource
+
+    return GeneratedSource(scale=scale, seed=42, days=days or DEFAULT_DAYS)
+
+
+def seed_bench(bench: BenchStack, source, days: int | None) -> tuple[list[date], dict[str, int]]:
+    """Upload the first ``days`` days of ``source`` into the bench's landing bucket (timed apart, not profiled)."""
+    from dvd_platform.seed.drops import seed, select_days
+    from dvd_platform.stack.s3 import s3_client
+
+    selected = select_days(source, days=days)
+    values = bench.values
+    client = s3_client(values["DVD_S3_ENDPOINT_URL"], values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"])
+    started = time.perf_counter()
+    result = seed(source, client, values["DVD_LANDING_BUCKET"], selected, log=log)
+    log(f"seeded {len(selected)} days {selected[0]}..{selected[-1]} ({result.objects} objects) "
+        f"in {time.perf_counter() - started:.1f} s")
+    return selected, result.rows
+
+
+def log_every_statement(bench: BenchStack) -> Path:
+    """Make the bench's cluster log each statement with an epoch timestamp; returns its server log."""
+    import psycopg2
+
+    conn = psycopg2.connect(bench.values["DVD_PG_ADMIN_DSN"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET log_statement = 'all'")
+        cur.execute("ALTER SYSTEM SET log_line_prefix = '%n [%a] '")
+        cur.execute("SELECT pg_reload_conf()")
+    conn.close()
+    return bench.root / "pg" / "server.log"
+
+
+# --------------------------------------------------------------------------- what the run left behind
+
+
+@dataclass
+class RunEvents:
+    """The newest run of a DAGSTER_HOME: its steps' intervals and its events by type."""
+
+    run_id: str
+    run_start: float
+    run_end: float
+    steps: dict[str, tuple[float, float]]  # step key -> (STEP_START, STEP_SUCCESS) epoch seconds
+    events: Counter
+
+
+def run_events(home: Path) -> RunEvents:
+    """Read the run this benchmark just launched (the newest); a failed run or step is an error."""
+    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs(limit=1)
+        if run.status != DagsterRunStatus.SUCCESS:
+            raise RuntimeError(f"run {run.run_id} ended {run.status.value}")
+        records = [r for r in instance.all_logs(run.run_id) if r.dagster_event is not None]
+    events = Counter(r.dagster_event.event_type_value for r in records)
+    starts = {r.step_key: r.timestamp for r in records if r.dagster_event.event_type_value == "STEP_START"}
+    ends = {r.step_key: (r.timestamp, r.dagster_event.event_type_value) for r in records
+            if r.dagster_event.event_type_value in STEP_END_EVENTS}
+    failed = [key for key, (_, kind) in ends.items() if kind != "STEP_SUCCESS"]
+    if failed or set(starts) != set(ends):
+        raise RuntimeError(f"run {run.run_id}: steps failed {failed}, unfinished {sorted(set(starts) - set(ends))}")
+    by_type = {r.dagster_event.event_type_value: r.timestamp for r in records}
+    return RunEvents(run.run_id, by_type[DagsterEventType.RUN_START.value], by_type[DagsterEventType.RUN_SUCCESS.value],
+                     {key: (starts[key], ends[key][0]) for key in starts}, events)
+
+
+class StepClock:
+    """Which step was running at a moment (steps run one after the other in process)."""
+
+    def __init__(self, steps: dict[str, tuple[float, float]]):
+        self.ordered = sorted((start, end, key) for key, (start, end) in steps.items())
+        self.starts = [start for start, _, _ in self.ordered]
+
+    def step_at(self, moment: float) -> str:
+        index = bisect.bisect_right(self.starts, moment) - 1
+        if index >= 0 and moment <= self.ordered[index][1]:
+            return self.ordered[index][2]
+        return OUTSIDE
+
+
+def spark_events(event_dir: Path, window: tuple[float, float]) -> tuple[list[dict], list[float]]:
+    """From Spark's event logs under ``event_dir``, what started within ``window``.
+
+    Returns the jobs (start, seconds, tasks) and the start of each SQL execution (one
+    per action, such as a ``count`` or a write; adaptive execution may split one into
+    several jobs).
+    """
+    started: dict[int, dict] = {}
+    ended: dict[int, float] = {}
+    executions = []
+    for path in sorted(event_dir.rglob("events_*")):  # Spark 4 rolls its log: eventlog_v2_<app>/events_<n>_<app>
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                head = line[:80]
+                if '"SparkListenerJobStart"' in head:
+                    event = json.loads(line)
+                    tasks = sum(stage["Number of Tasks"] for stage in event.get("Stage Infos", []))
+                    started[event["Job ID"]] = {"start": event["Submission Time"] / 1000, "tasks": tasks}
+                elif '"SparkListenerJobEnd"' in head:
+                    event = json.loads(line)
+                    ended[event["Job ID"]] = event["Completion Time"] / 1000
+                elif 'SparkListenerSQLExecutionStart"' in head:
+                    executions.append(json.loads(line)["time"] / 1000)
+    jobs = [{**job, "seconds": ended.get(job_id, job["start"]) - job["start"]} for job_id, job in started.items()]
+    return ([job for job in jobs if window[0] <= job["start"] <= window[1]],
+            [moment for moment in executions if window[0] <= moment <= window[1]])
+
+
+def statements(server_log: Path, window: tuple[float, float]) -> list[tuple[float, str, str]]:
+    """(epoch, application, first keyword) of each statement logged within ``window``."""
+    found = []
+    with open(server_log, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            match = STATEMENT_LINE.match(line)
+            if match and window[0] <= float(match[1]) <= window[1]:
+                found.append((float(match[1]), match[2], match[3].upper().rstrip(";")))
+    return found
+
+
+def outside_steps(run: RunEvents, window: tuple[float, float]) -> dict[str, float]:
+    """The process's time that no step accounts for, split where it goes."""
+    ordered = sorted(run.steps.values())
+    gaps = sum(max(0.0, nxt[0] - prev[1]) for prev, nxt in zip(ordered, ordered[1:]))
+    return {
+        "process_start_to_run_start": run.run_start - window[0],
+        "run_start_to_first_step": ordered[0][0] - run.run_start,
+        "between_steps": gaps,
+        "last_step_to_run_end": run.run_end - ordered[-1][1],
+        "run_end_to_process_exit": window[1] - run.run_end,
+    }
+
+
+# --------------------------------------------------------------------------- one profiled run
+
+
+def event_log_conf(event_dir: Path) -> dict[str, str]:
+    """Spark's event log into ``event_dir``, uncompressed (read back as JSON lines without a codec)."""
+    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": f"file://{event_dir}",
+            "spark.eventLog.compress": "false"}
+
+
+@dataclass
+class Profiled:
+    """One bench stack being profiled: where its logs are and how its runs reach Spark."""
+
+    bench: BenchStack
+    work: Path
+    server_log: Path
+    mode: str  # "classic": each run starts a driver; "connect": runs attach to the stack's server
+    connect_events: Path  # the Connect server's event log (unused in classic mode)
+    select: str | None  # an asset selection (default: the whole graph)
+
+    def spark_env(self, label: str) -> tuple[dict[str, str], Path]:
+        """The run's environment and where its Spark event log goes."""
+        if self.mode == "connect":
+            return self.bench.env(), self.connect_events
+        event_dir = self.work / f"spark-events-{label}"
+        event_dir.mkdir(parents=True)
+        conf = " ".join(f"--conf {key}={value}" for key, value in event_log_conf(event_dir).items())
+        return {**self.bench.env(), "PYSPARK_SUBMIT_ARGS": f"{conf} pyspark-shell"}, event_dir
+
+
+def per_step(run: RunEvents, jobs: list[dict], actions: list[float], logged: list[tuple]) -> dict[str, dict]:
+    """Each step's seconds and what started while it ran; what started outside any step, apart."""
+    clock = StepClock(run.steps)
+    steps = {key: {"seconds": end - start, **dict.fromkeys(COUNTS, 0)} for key, (start, end) in run.steps.items()}
+    steps[OUTSIDE] = {"seconds": 0.0, **dict.fromkeys(COUNTS, 0)}
+    for moment in actions:
+        steps[clock.step_at(moment)]["spark_actions"] += 1
+    for job in jobs:
+        step = steps[clock.step_at(job["start"])]
+        step["spark_jobs"] += 1
+        step["spark_tasks"] += job["tasks"]
+        step["spark_job_seconds"] += job["seconds"]
+    for moment, _, _ in logged:
+        steps[clock.step_at(moment)]["sql_statements"] += 1
+    return steps
+
+
+def fact_counts(bench: BenchStack) -> dict[str, int]:
+    """Rows in the facts (none when the selection loads no warehouse table)."""
+    counts = {}
+    for table in ("fact_rental", "fact_payment"):
+        (exists,), = bench.query(f"SELECT to_regclass('dw.{table}') IS NOT NULL")
+        if exists:
+            (counts[table],), = bench.query(f"SELECT count(*) FROM dw.{table}")
+    return counts
+
+
+def profile_run(profiled: Profiled, first: date, last: date, label: str) -> dict:
+    """Launch ``dvd-platform materialize`` over ``first..last`` in a fresh process and profile it."""
+    env, event_dir = profiled.spark_env(label)
+    argv = [sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", first.isoformat(), "--to", last.isoformat()]
+    if profiled.select:
+        argv += ["--select", profiled.select]
+    log(f"{label}: materializing {first}..{last} as one run")
+    began = time.time()
+    measured = run_measured(argv, env, profiled.work / f"run-{label}.log")
+    window = (began, time.time())
+    if measured.returncode != 0:
+        raise RuntimeError(f"{label}: materialize failed (exit {measured.returncode}):\n"
+                           f"{tail(profiled.work / f'run-{label}.log')}")
+    run = run_events(profiled.bench.dagster_home)
+    jobs, actions = spark_events(event_dir, window)
+    logged = statements(profiled.server_log, window)
+    steps = per_step(run, jobs, actions, logged)
+    outside = outside_steps(run, window)
+    steps[OUTSIDE]["seconds"] = sum(outside.values())
+    warehouse = fact_counts(profiled.bench)
+    log(f"{label}: {measured.seconds:.1f} s, {len(jobs)} Spark jobs, {len(logged)} SQL statements, "
+        f"{sum(run.events.values())} events")
+    return {
+        "label": label, "first_day": first.isoformat(), "last_day": last.isoformat(), "run_id": run.run_id,
+        "wall_seconds": measured.seconds, "peak_rss_mib": measured.peak_rss / 1024**2,
+        "step_seconds_total": sum(end - start for start, end in run.steps.values()),
+        "outside_steps": outside, "steps": steps,
+        "spark_actions": len(actions), "spark_jobs": len(jobs), "sql_statements": len(logged),
+        "sql_by_keyword": dict(Counter(keyword for _, _, keyword in logged).most_common()),
+        "sql_by_application": dict(Counter(app or "(none)" for _, app, _ in logged).most_common()),
+        "events": sum(run.events.values()), "events_by_type": dict(run.events.most_common()),
+        "warehouse": warehouse,
+    }
+
+
+def profile_stack(base: Path, source, days: int | None, sections: list[str], mode: str, select: str | None) -> dict:
+    """A fresh stack (with a Spark Connect server in ``connect`` mode): seed, then each section's run, profiled."""
+    work = base / mode
+    connect_events = work / "spark-events-server"
+    connect_events.mkdir(parents=True)
+    options = {"spark_connect": True, "spark_connect_conf": event_log_conf(connect_events)} if mode == "connect" else {}
+    with BenchStack(base / f"stack-{mode}", stack_options=options) as bench:
+        profiled = Profiled(bench, work, log_every_statement(bench), mode, connect_events, select)
+        selected, rows = seed_bench(bench, source, days)
+        out: dict[str, object] = {"days": len(selected), "first_day": selected[0].isoformat(),
+                                  "last_day": selected[-1].isoformat(), "seeded_rows": rows}
+        out["range"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-range")
+        if "repeat" in sections:
+            out["repeat"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-repeat")
+        if "one_day" in sections:
+            out["one_day"] = profile_run(profiled, selected[-1], selected[-1], f"{mode}-one-day")
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def run_table(profile: dict) -> str:
+    """Steps by wall time, then the time outside steps and the events."""
+    lines = [f"{profile['label']}: {profile['first_day']}..{profile['last_day']}, wall {profile['wall_seconds']:.1f} s, "
+             f"steps {profile['step_seconds_total']:.1f} s, peak RSS {profile['peak_rss_mib']:,.0f} MiB",
+             f"  {'step':<44} {'seconds':>8} {'actions':>8} {'jobs':>6} {'tasks':>6} {'job s':>7} {'SQL':>6}"]
+    for key, step in sorted(profile["steps"].items(), key=lambda kv: -kv[1]["seconds"]):
+        lines.append(f"  {key:<44} {step['seconds']:>8.1f} {step['spark_actions']:>8} {step['spark_jobs']:>6} "
+                     f"{step['spark_tasks']:>6} "
+                     f"{step['spark_job_seconds']:>7.1f} {step['sql_statements']:>6}")
+    lines.append("  outside steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in profile["outside_steps"].items()))
+    lines.append(f"  events written: {profile['events']:,} (" + ", ".join(
+        f"{k} {v:,}" for k, v in list(profile["events_by_type"].items())[:6]) + ", ...)")
+    lines.append(f"  SQL statements: {profile['sql_statements']:,} (" + ", ".join(
+        f"{k} {v:,}" for k, v in list(profile["sql_by_keyword"].items())[:8]) + ")")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", default=str(DEFAULT_SAMPLE) if DEFAULT_SAMPLE.is_dir() else "generated",
+                        help=f"a folder of pagila-shaped CSVs, or 'generated' (default: {DEFAULT_SAMPLE} "
+                        "when it exists, else generated)")
+    parser.add_argument("--days", type=int, help="only the first N days of the source (default: all)")
+    parser.add_argument("--scale", type=float, default=1.0, help="generator scale (default 1)")
+    parser.add_argument("--spark", default=",".join(MODES),
+                        help="comma-separated: classic (each run starts its driver), connect (runs attach to the "
+                        "stack's Spark Connect server); each on a fresh stack (default both)")
+    parser.add_argument("--select", help="Dagster asset selection for every run, e.g. 'key:raw_*' "
+                        "(default: the whole graph)")
+    parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {', '.join(SECTIONS[1:])}")
+    parser.add_argument("--out", type=Path, default=RESULTS_FILE, help=f"JSON results (default {RESULTS_FILE})")
+    args = parser.parse_args(argv)
+    skip = {s for s in args.skip.split(",") if s}
+    if skip - set(SECTIONS[1:]):
+        parser.error(f"--skip: not a section that can be skipped: {', '.join(sorted(skip - set(SECTIONS[1:])))}")
+    if args.days is not None and args.days < 1:
+        parser.error("--days must be positive")
+    sections = [s for s in SECTIONS if s not in skip]
+    modes = [m for m in args.spark.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--spark: one or more of {', '.join(MODES)}")
+
+    info = {**host_info(), **versions()}
+    started = datetime.now(timezone.utc)
+    base = Path(tempfile.mkdtemp(prefix="dvd-pipeline-bench-"))
+    base.chmod(0o755)  # as root the Postgres server runs as 'postgres' and must reach its data dir
+    source = make_source(args.source, args.scale, args.days)
+    try:
+        report = {mode: profile_stack(base, source, args.days, sections, mode, args.select) for mode in modes}
+    except BaseException:
+        log(f"failed; logs kept in {base}")
+        raise
+    info["load_average_at_end"] = load_average()
+    shutil.rmtree(base, ignore_errors=True)
+
+    print(f"\nPipeline benchmark ({started:%Y-%m-%d %H:%M} UTC, {source.description}, "
+          f"{datetime.now(timezone.utc) - started} wall)\n")
+    for result in report.values():
+        for section in SECTIONS:
+            if section in result:
+                print(run_table(result[section]) + "\n")
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    if {"classic", "connect"} <= set(report):
+        ratios = {section: report["classic"][section]["wall_seconds"] / report["connect"][section]["wall_seconds"]
+                  for section in sections}
+        report["classic_over_connect"] = ratios
+        print("classic / connect wall time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    write_results(args.out, started, {"source": source.description, "sections_run": sections, "machine": info,
+                                      **report})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Spark Connect: the stack's long-lived server serves runs, a run through it loads what a classic run loads,
+and ``stack down`` leaves no JVM or Python worker behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dvd_platform import settings
+from dvd_platform.resources.spark import REMOTE_ENV, SparkResource
+from dvd_platform.stack import Stack
+from dvd_platform.stack.procs import descendants, pid_alive, port_open
+from dvd_platform.stack.spark_connect import ConnectServer
+from dvd_platform_tests.test_stack import _live_processes_mentioning
+from dvd_platform_tests.two_runs import CONNECT_MARKERS, in_process_and_subprocess
+
+#: Attach, then report from a Python worker of the server which interpreter it runs and where it imports
+#: the COPY path from (the executor side of the warehouse load, ``mapInArrow``).
+PROBE = """
+import json, sys
+from pyspark.sql import SparkSession
+
+def where(batches):
+    import sys
+    import pyarrow as pa
+    import dvd_platform.warehouse.copy_in as copy_in
+    for _ in batches:
+        yield pa.RecordBatch.from_pydict({"python": [sys.executable], "module": [copy_in.__file__]})
+
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+row = spark.range(1).mapInArrow(where, "python string, module string").collect()[0]
+print(json.dumps([row["python"], row["module"]]))
+"""
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _client_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
+
+
+def test_stack_with_spark_connect_serves_runs_and_down_leaves_no_process(settings_env, state_dir):
+    """Postgres and S3 come from the session (reachable: not started again); only the Connect server starts."""
+    env = {**_client_env(), **settings_env}
+    env.pop(REMOTE_ENV, None)
+    stack = Stack(state_dir / "connect", spark_connect=True)
+    values = stack.up(environ=env)
+    processes: list[int] = []
+    try:
+        url = values[REMOTE_ENV]
+        assert url.startswith("sc://127.0.0.1:") and port_open(_port(url))
+        assert settings.parse_env_file(stack.env_file)[REMOTE_ENV] == url
+        (server,) = stack.pids()
+        probe = subprocess.run([sys.executable, "-c", PROBE, url], env=_client_env(), capture_output=True, text=True,
+                               timeout=600)
+        assert probe.returncode == 0, probe.stderr[-3000:]
+        python, module = json.loads(probe.stdout.strip().splitlines()[-1])
+        import dvd_platform.warehouse.copy_in as copy_in
+
+        assert (python, module) == (sys.executable, copy_in.__file__)
+        processes = descendants(server)
+        assert len(processes) > 1, "the server's Python workers were not found: the leak check would prove nothing"
+    finally:
+        stack.down()
+    assert [pid for pid in processes if pid_alive(pid)] == []
+    assert not port_open(_port(url))
+    assert _live_processes_mentioning(str(state_dir / "connect")) == []
+    assert not stack.env_file.exists()
+
+
+@pytest.fixture(scope="module")
+def connect_url(tmp_path_factory) -> Iterator[str]:
+    """A Spark Connect server: the session's when its stack runs one, else one started for this module."""
+    if os.environ.get(REMOTE_ENV):
+        yield os.environ[REMOTE_ENV]
+        return
+    base = tmp_path_factory.mktemp("spark-connect")
+    server = ConnectServer(Path(base))
+    try:
+        server.start(SparkResource().server_config())
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_a_run_through_spark_connect_loads_what_a_classic_run_loads(connect_url, settings_env, s3, run_range,
+                                                                     tmp_path, monkeypatch):
+    """The in-process run uses the session's mode; the subprocess the other one (classic <-> Connect)."""
+    session_on_connect = bool(os.environ.get(REMOTE_ENV))
+    other = {REMOTE_ENV: ""} if session_on_connect else {REMOTE_ENV: connect_url}
+    in_process, subprocess_run = in_process_and_subprocess("connect", other, settings_env=settings_env, s3=s3,
+                                                           run_range=run_range, tmp_path=tmp_path,
+                                                           monkeypatch=monkeypatch)
+    assert subprocess_run == in_process
