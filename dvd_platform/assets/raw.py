@@ -4,6 +4,13 @@ Materializing day D checks every object of D against D's manifest (present,
 size, md5, header), then server-side copies it into the lake's raw zone under
 a key that includes its md5. The copy is conditional on the verified ETag, so
 a later (or concurrent) overwrite in landing can never change what a run read.
+An object an earlier run already froze with the manifest's md5 is neither read
+nor copied again: a re-run or a backfill over loaded days costs a listing.
+
+Header-only files (a reference table on a day without changes: most of a
+pagila drop) are verified but not frozen: their bytes are the contract's
+header, which the reference records by size and md5; a copy would only cost a
+request per object and day.
 """
 
 
@@ -17,7 +24,7 @@ from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext, AssetKey, AssetOut, AssetSpec, Output, multi_asset
 
 from dvd_platform.assets.oltp import oltp_export
-from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject
+from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject, frozen_key, listed_raw, ref_body, ref_key, s3_etag
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.seed.drops import manifest_key, object_key
@@ -55,21 +62,28 @@ def _manifest(client, bucket: str, day) -> dict:
         raise IncompleteDropError(f"day {day}: manifest s3://{bucket}/{key} is not valid JSON ({exc})") from exc
 
 
+def _check_layout(entry: dict, bucket: str, day) -> None:
+    """The manifest is input too: its key must be the layout's key for the table and day.
+
+    A key elsewhere (another day, another table, ``..``, the lake's own prefix) would
+    make this day read somebody else's object.
+    """
+    expected = object_key(entry["table"], day)
+    if entry["key"] != expected:
+        raise IncompleteDropError(f"s3://{bucket}/{entry['key']!s}: the manifest lists this key for {entry['table']} "
+                                  f"on {day}, outside the landing layout (expected {expected})")
+
+
 def _verify(client, bucket: str, entry: dict, day) -> tuple[str, bool]:
     """Check one landing object against its manifest entry.
 
-    The key must be the layout's key for the table and day: the manifest is
-    input too, and a key elsewhere (another day, another table, ``..``, the
-    lake's own prefix) would make this day read somebody else's object. One
-    ranged GET then gives the size (Content-Range), the ETag and the header
-    line. Returns the verified ETag and whether the object holds only its
-    header (judged from the bytes, not from the manifest's row count).
+    The key must be the layout's key (:func:`_check_layout`). One ranged GET then
+    gives the size (Content-Range), the ETag and the header line. Returns the
+    verified ETag and whether the object holds only its header (judged from the
+    bytes, not from the manifest's row count).
     """
     key = entry["key"]
-    expected = object_key(entry["table"], day)
-    if key != expected:
-        raise IncompleteDropError(f"s3://{bucket}/{key!s}: the manifest lists this key for {entry['table']} "
-                                  f"on {day}, outside the landing layout (expected {expected})")
+    _check_layout(entry, bucket, day)
     try:
         first = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")
     except ClientError as exc:
@@ -124,6 +138,26 @@ def _raise_refusals(futures: list) -> None:
         raise IncompleteDropError(f"{len(refusals)} objects refused:\n" + "\n".join(sorted(refusals)))
 
 
+def _already_frozen(entry: dict, table: str, day, lake_bucket: str, listed: dict) -> RawObject | None:
+    """The day's object as an earlier run froze it, when the lake proves it is the manifest's object; else None.
+
+    Proof without a request per object, from one listing of the lake: the frozen copy
+    exists under its md5 key with the manifest's size and md5 as ETag, or (a
+    header-only file, of which nothing is frozen) the stored reference is byte for
+    byte the one this run would write for the manifest's md5. Either was written only
+    after the object passed every check of :func:`_verify`. Anything else is verified
+    (and copied) again.
+    """
+    frozen = RawObject(day.isoformat(), lake_bucket, frozen_key(table, day, entry["md5"]), entry["bytes"],
+                       entry["md5"], entry["rows"])
+    if listed.get(frozen.key) == (f'"{entry["md5"]}"', entry["bytes"]):
+        return frozen
+    header_only = RawObject(day.isoformat(), lake_bucket, None, entry["bytes"], entry["md5"], 0)
+    if listed.get(ref_key(table, day), ("",))[0] == s3_etag(ref_body(header_only)):
+        return header_only
+    return None
+
+
 @multi_asset(
     outs={
         f"raw_{table}": AssetOut(
@@ -142,32 +176,41 @@ def _raise_refusals(futures: list) -> None:
     can_subset=True,
 )
 def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
-    """Verify each selected day's drop against its manifest and copy it into the lake's raw zone."""
+    """Verify each selected day's drop against its manifest and copy it into the lake's raw zone.
+
+    Objects an earlier run already froze (same md5) are neither read nor copied again.
+    """
     client = s3.get_client()
     tables = sorted(key.path[-1][len("raw_"):] for key in context.selected_asset_keys)
     days = window_days(context.partition_time_window)
-    manifests = {day: _manifest(client, s3.landing_bucket, day) for day in days}
+    # At most max_concurrency requests in flight; copies are server-side: no bytes pass through this process.
+    with ThreadPoolExecutor(s3.max_concurrency) as pool:
+        manifests = dict(zip(days, pool.map(lambda day: _manifest(client, s3.landing_bucket, day), days)))
+        listed = dict(zip(tables, pool.map(
+            lambda table: listed_raw(client, s3.lake_bucket, table, days[0], days[-1]), tables)))
 
-    def freeze(day, table: str) -> RawObject:
-        entries = {entry["table"]: entry for entry in manifests[day]["objects"]}
-        if table not in entries:
-            raise IncompleteDropError(
-                f"day {day}: the manifest {manifest_key(day)} lists no {table} object "
-                f"(expected landing/{table}/dt={day}/{table}.csv)"
+        def freeze(day, table: str) -> RawObject:
+            entries = {entry["table"]: entry for entry in manifests[day]["objects"]}
+            if table not in entries:
+                raise IncompleteDropError(
+                    f"day {day}: the manifest {manifest_key(day)} lists no {table} object "
+                    f"(expected landing/{table}/dt={day}/{table}.csv)"
+                )
+            entry = entries[table]
+            _check_layout(entry, s3.landing_bucket, day)
+            done = _already_frozen(entry, table, day, s3.lake_bucket, listed[table])
+            if done is not None:
+                return done
+            etag, header_only = _verify(client, s3.landing_bucket, entry, day)
+            if header_only:  # nothing to freeze: the reference says "no rows that day"
+                return RawObject(day.isoformat(), s3.lake_bucket, None, entry["bytes"], entry["md5"], 0)
+            lake_key = frozen_key(table, day, entry["md5"])
+            client.copy_object(
+                Bucket=s3.lake_bucket, Key=lake_key,
+                CopySource={"Bucket": s3.landing_bucket, "Key": entry["key"]}, CopySourceIfMatch=etag,
             )
-        entry = entries[table]
-        etag, header_only = _verify(client, s3.landing_bucket, entry, day)
-        if header_only:  # nothing to freeze: the reference says "no rows that day"
-            return RawObject(day.isoformat(), s3.lake_bucket, None, entry["bytes"], entry["md5"], 0)
-        lake_key = f"raw/{table}/dt={day}/{table}-{entry['md5']}.csv"
-        client.copy_object(
-            Bucket=s3.lake_bucket, Key=lake_key,
-            CopySource={"Bucket": s3.landing_bucket, "Key": entry["key"]}, CopySourceIfMatch=etag,
-        )
-        return RawObject(day.isoformat(), s3.lake_bucket, lake_key, entry["bytes"], entry["md5"], entry["rows"])
+            return RawObject(day.isoformat(), s3.lake_bucket, lake_key, entry["bytes"], entry["md5"], entry["rows"])
 
-    # Verify and copy in parallel (server-side copies: no bytes pass through this process).
-    with ThreadPoolExecutor(16) as pool:
         futures = {table: [pool.submit(freeze, day, table) for day in days] for table in tables}
         _raise_refusals([f for table in tables for f in futures[table]])
         batches = {table: [f.result() for f in futures[table]] for table in tables}

@@ -22,6 +22,7 @@ Two guards sit here, before anything reaches the filesystem or Spark:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -68,6 +69,39 @@ def ref_key(table: str, day: date | str) -> str:
     return f"raw/{table}/dt={day}/_ref.json"
 
 
+def frozen_key(table: str, day: date | str, md5: str) -> str:
+    """Where the raw zone keeps a day's object: its md5 in the key, so a key never changes content."""
+    return f"raw/{table}/dt={day}/{table}-{md5}.csv"
+
+
+def ref_body(raw: RawObject) -> bytes:
+    """A reference's stored bytes (deterministic: the same reference is the same object, with the same ETag)."""
+    return json.dumps(asdict(raw), sort_keys=True).encode()
+
+
+def s3_etag(body: bytes) -> str:
+    """The ETag S3 gives a single-part upload of ``body`` (its md5, quoted)."""
+    return f'"{hashlib.md5(body).hexdigest()}"'
+
+
+def listed_raw(client, bucket: str, table: str, first: date, last: date) -> dict[str, tuple[str, int]]:
+    """``key -> (ETag, size)`` of the lake's raw objects and references of ``table`` for ``first..last``.
+
+    One paginated LIST from the first day's keys on (keys sort by day), instead of a
+    request per object: what a run may skip is decided from it.
+    """
+    found: dict[str, tuple[str, int]] = {}
+    end = f"raw/{table}/dt={last.isoformat()}/\uffff"
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"raw/{table}/dt=", StartAfter=f"raw/{table}/dt={first.isoformat()}")
+    for page in pages:
+        for item in page.get("Contents", []):
+            if item["Key"] > end:
+                return found
+            found[item["Key"]] = (item["ETag"], item["Size"])
+    return found
+
+
 class UnsafeRawKeyError(ValueError):
     """A raw reference whose key is not the raw zone's key for its table and day."""
 
@@ -83,9 +117,9 @@ def validated_raw(raw: RawObject, table: str, day: date) -> RawObject:
     """``raw`` if its day, md5 and key are exactly those of ``table``'s object for ``day``, else an error."""
     if raw.day != day.isoformat() or not MD5_HEX.fullmatch(str(raw.md5)):
         raise UnsafeRawKeyError(f"raw_{table} reference for {day} is invalid (day {raw.day!r}, md5 {raw.md5!r})")
-    if raw.key is not None and raw.key != f"raw/{table}/dt={day}/{table}-{raw.md5}.csv":
+    if raw.key is not None and raw.key != frozen_key(table, day, raw.md5):
         raise UnsafeRawKeyError(f"raw_{table} reference for {day} points at {raw.key!r}, "
-                                f"not raw/{table}/dt={day}/{table}-{raw.md5}.csv: refused before any download")
+                                f"not {frozen_key(table, day, raw.md5)}: refused before any download")
     return raw
 
 
@@ -93,19 +127,22 @@ class RawS3IOManager(ConfigurableIOManager):
     s3: S3Buckets
     staging_dir: str
     read_mode: str = "download"  # or "s3a"
-    download_workers: int = 8
     # Far above any real row (pagila's longest line is under 1 KB), far below what breaks Spark.
     max_line_bytes: int = 1 << 20
 
     def handle_output(self, context: OutputContext, obj: RawBatch) -> None:
+        """Store each day's reference, except where the lake already holds that very reference (same ETag)."""
         client = self.s3.get_client()
+        days = [date.fromisoformat(raw.day) for raw in obj.objects]
+        listed = listed_raw(client, self.s3.lake_bucket, obj.table, min(days), max(days)) if days else {}
+        changed = [raw for raw in obj.objects
+                   if listed.get(ref_key(obj.table, raw.day), ("",))[0] != s3_etag(ref_body(raw))]
 
         def put(raw: RawObject) -> None:
-            body = json.dumps(asdict(raw), sort_keys=True).encode()
-            client.put_object(Bucket=self.s3.lake_bucket, Key=ref_key(obj.table, raw.day), Body=body)
+            client.put_object(Bucket=self.s3.lake_bucket, Key=ref_key(obj.table, raw.day), Body=ref_body(raw))
 
-        with ThreadPoolExecutor(self.download_workers) as pool:
-            list(pool.map(put, obj.objects))
+        with ThreadPoolExecutor(self.s3.max_concurrency) as pool:
+            list(pool.map(put, changed))
 
     def load_input(self, context: InputContext) -> list[SourceFile]:
         """The day files Spark should read (days without rows contribute none)."""
@@ -131,7 +168,7 @@ class RawS3IOManager(ConfigurableIOManager):
                 return SourceFile(f"s3a://{raw.bucket}/{raw.key}", day, source)
             return SourceFile(f"file://{self._download(client, raw, table)}", day, source)
 
-        with ThreadPoolExecutor(self.download_workers) as pool:
+        with ThreadPoolExecutor(self.s3.max_concurrency) as pool:
             return [f for f in pool.map(fetch, days) if f is not None]
 
     def _download(self, client, raw: RawObject, table: str) -> Path:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
 
 
 class S3Buckets(S3Resource):
@@ -14,8 +17,23 @@ class S3Buckets(S3Resource):
 
     landing_bucket: str = "dvd-landing"
     lake_bucket: str = "dvd-lake"
+    #: Requests a step keeps in flight at once. More than the endpoint serves in parallel only queue
+    #: there and contend for this process's GIL (moto is one Python process; benchmarks/pipeline_benchmark.py).
+    max_concurrency: int = 8
+
+    _client: Any = PrivateAttr(default=None)
 
     def get_client(self):
+        """One client per resource instance, shared by its threads (boto3 clients are thread-safe).
+
+        Building one costs about 0.4 s here (a boto3 session, its service model):
+        raw intake asked for one per table and per input, 30 per range run.
+        """
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def _new_client(self):
         """dagster-aws's client, except that an empty endpoint means AWS S3 (boto3 rejects "")."""
         if self.endpoint_url:
             return super().get_client()

@@ -1,0 +1,84 @@
+"""Raw intake skips only what the lake proves: a re-run of frozen days reads no landing object and
+rewrites no reference; a day dropped again with other bytes is verified and frozen again.
+
+Days are in 2024-05, which no other test uses; ids are 71xxxx, outside pagila's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from dagster import DagsterEventType
+
+from dvd_platform.seed.drops import object_key
+from dvd_platform.seed.tables import TABLES
+from dvd_platform_tests.crafted import drop_bytes
+
+DAYS = (date(2024, 5, 1), date(2024, 5, 2))
+SELECTION = "key:raw_rental or key:raw_store"
+
+
+def _rental_file(on: date, rental_id: int) -> bytes:
+    header = ",".join(TABLES["rental"].columns)
+    return f"{header}\n{rental_id},{on} 10:00:00+00,1,1,,1,{on} 10:00:00+00\n".encode()
+
+
+def _lake_state(s3, bucket: str, tables: tuple[str, ...], on: date) -> dict[str, tuple[str, object]]:
+    """Key -> (ETag, LastModified) of the raw zone for ``tables`` on ``on``: a rewrite changes LastModified."""
+    state = {}
+    for table in tables:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"raw/{table}/dt={on}/").get("Contents", [])
+        state.update({item["Key"]: (item["ETag"], item["LastModified"]) for item in listed})
+    return state
+
+
+def _ref(s3, bucket: str, table: str, on: date) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=f"raw/{table}/dt={on}/_ref.json")["Body"].read())
+
+
+def test_a_rerun_of_frozen_days_reads_no_landing_object_and_rewrites_no_reference(stack, s3, settings_env,
+                                                                                   run_range):
+    landing, lake = settings_env["DVD_LANDING_BUCKET"], settings_env["DVD_LAKE_BUCKET"]
+    for n, on in enumerate(DAYS):
+        drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710001 + n)})  # store: header-only
+    first = run_range(DAYS[0], DAYS[-1], SELECTION)
+    assert first.ok, first.lines()
+    before = {on: _lake_state(s3, lake, ("rental", "store"), on) for on in DAYS}
+    assert all(len(state) == 3 for state in before.values())  # rental: object + ref; store: ref only
+
+    # Only the manifests stay in landing: a run that read any object of these days would fail.
+    for on in DAYS:
+        for table in ("rental", "store"):
+            s3.delete_object(Bucket=landing, Key=object_key(table, on))
+    again = run_range(DAYS[0], DAYS[-1], SELECTION)
+    assert again.ok, again.lines()
+    assert again.materialized == {"raw_rental": 2, "raw_store": 2}
+    assert {on: _lake_state(s3, lake, ("rental", "store"), on) for on in DAYS} == before
+
+
+def test_a_day_dropped_again_with_other_bytes_is_verified_and_frozen_again(stack, s3, settings_env, run_range):
+    landing, lake = settings_env["DVD_LANDING_BUCKET"], settings_env["DVD_LAKE_BUCKET"]
+    on = date(2024, 5, 3)
+    drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710101)})
+    assert run_range(on, on, SELECTION).ok
+    old = _ref(s3, lake, "rental", on)
+
+    store_row = ",".join(TABLES["store"].columns) + f"\n9,1,1,{on} 09:00:00+00\n"
+    drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710102), "store": store_row.encode()})
+    redropped = run_range(on, on, SELECTION)
+    assert redropped.ok, redropped.lines()
+    new_rental, new_store = _ref(s3, lake, "rental", on), _ref(s3, lake, "store", on)
+    assert new_rental["md5"] != old["md5"]
+    assert new_rental["key"] == f"raw/rental/dt={on}/rental-{new_rental['md5']}.csv"
+    assert new_store["key"] is not None and new_store["rows"] == 1  # was header-only, now frozen
+
+    # An md5 the lake does not hold proves nothing: the object is read again, and a lie is refused
+    # although the lake holds frozen objects of that day.
+    drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710103)},
+               edit=lambda m: next(o for o in m["objects"] if o["table"] == "rental").update(md5="0" * 32))
+    lying = run_range(on, on, SELECTION)
+    assert lying.failed_steps == ["raw_drops"]
+    error = str(next(e for e in lying.result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+                .event_specific_data.error)
+    assert f"s3://{landing}/{object_key('rental', on)}: md5 " in error and "the manifest says 000000" in error
