@@ -5,8 +5,8 @@ Why it matters: the SQL and the YAML check rules are package data read with impo
 Were they found through the checkout's folder layout, this would pass in the repository and fail
 in the Docker image or any other install; here no checkout is on the path.
 
-The fresh venv has no pip and no packages of its own: one ``.pth`` line puts the project venv's
-site-packages after it, for the dependencies (a path listed in a ``.pth`` file has its own ``.pth``
+The fresh venv has no pip and no packages of its own: a ``.pth`` file puts the project venv's
+site-packages after its own, for the dependencies (a path listed in a ``.pth`` file has its own ``.pth``
 files ignored, so the project venv's editable dvd_platform is not seen). The wheel is installed
 with pip, offline.
 """
@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -63,7 +62,7 @@ def venv_python(wheel: Path, tmp_path_factory) -> Path:
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=venv.parent)
     python = venv / "bin" / "python"
     site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=venv).stdout.strip())
-    deps = dict.fromkeys(sysconfig.get_path(kind) for kind in ("purelib", "platlib"))
+    deps = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
     (site / "project_dependencies.pth").write_text("".join(f"{path}\n" for path in deps))
     _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", wheel], cwd=venv.parent)
     return python
