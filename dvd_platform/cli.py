@@ -2,7 +2,7 @@
 
     dvd-platform stack up|down|status    the local PostgreSQL + S3 + Spark Connect server (writes .dvd/stack.env)
     dvd-platform seed [...]              upload sample daily drops to the landing area
-    dvd-platform up [...]                stack up + seed + `dagster dev` on 127.0.0.1:3000
+    dvd-platform up [...]                stack up + seed + `dg dev` on 127.0.0.1:3000
     dvd-platform oltp load-sample [...]  a pagila-shaped OLTP database for the oltp_export connector
 """
 
@@ -119,7 +119,7 @@ def _redact(dsn: str) -> str:
 
 
 def _dagster_dev_place() -> dict:
-    """``dagster dev`` runs in DAGSTER_HOME, where the instance's dagster.yaml is: from the project root
+    """``dg dev`` runs in DAGSTER_HOME, where the instance's dagster.yaml is: from the project root
     it would warn that the template there is not the instance's. The project root goes first on its
     PYTHONPATH, as the working directory did, so this checkout's code is the code served."""
     home = Path(os.environ["DAGSTER_HOME"]).resolve()
@@ -128,11 +128,11 @@ def _dagster_dev_place() -> dict:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Stack up, seed, then `dagster dev` in the foreground; Ctrl-C or SIGTERM stops everything.
+    """Stack up, seed, then `dg dev` in the foreground; Ctrl-C or SIGTERM stops everything.
 
     A stop request never interrupts a step half-way (a half-started stack could leak a
-    server): it is forwarded to the running child (the seeder, `dagster dev`) and checked
-    between steps. `dagster dev` runs in its own process group (its webserver, daemon, code
+    server): it is forwarded to the running child (the seeder, `dg dev`) and checked
+    between steps. `dg dev` runs in its own process group (its webserver, daemon, code
     server and runs inherit it), so whatever it leaves behind is waited for, then ended,
     before the stack goes down: nothing outlives `up`.
     """
@@ -147,7 +147,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         nonlocal stop_requested
         stop_requested = True
         if current is not None and current.poll() is None:
-            current.send_signal(signal.SIGTERM)  # dagster dev then stops its webserver, daemon and code server
+            current.send_signal(signal.SIGTERM)  # dg dev then stops its webserver, daemon and code server
 
     def start(argv: list[str], **kwargs) -> subprocess.Popen:
         """Popen with stop signals held, so a stop request always finds the child in `current`."""
@@ -160,7 +160,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # a pending request is delivered here
 
     def child_setup() -> None:
-        # dagster dev ignores SIGINT/SIGTERM when SIGINT is ignored (a background job): reset it.
+        # dg dev ignores SIGINT/SIGTERM when SIGINT is ignored (a background job): reset it.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         os.setpgid(0, 0)
@@ -199,6 +199,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                   "that starts on the first seeded day > Launch (a range is one run).\n"
                   "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
                   flush=True)
+            # `dg dev` with the design card's workspace.yaml: it serves the same code location as [tool.dg].
             dagster = start(
                 [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(args.port),
                  "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
@@ -223,18 +224,17 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Materialize a day range through Dagster, in this process, and print a per-asset summary."""
-    settings.load_stack_env()
-    from dagster import DagsterInstance
+    """`dg launch` of the selection over the day range (one run, in this process), and a per-asset summary."""
+    import shlex
 
-    from dvd_platform.definitions import defs
-    from dvd_platform.runner import materialize_range
+    settings.load_stack_env()
+    from dvd_platform.runner import launch_argv, launch_range
 
     # The instance as configured: its dagster.yaml is the operator's (or `stack up`'s copy), never rewritten here.
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    print(f"materializing {args.select or 'all assets'} for {args.start}..{args.end} in one run")
-    summary = materialize_range(defs, args.start, args.end, args.select, instance=instance)
-    print(f"run {summary.result.run_id}: {'success' if summary.ok else 'FAILED'}")
+    print(f"materializing {args.select or 'all assets'} for {args.start}..{args.end} in one run: "
+          + shlex.join(["dg", *launch_argv(args.start, args.end, args.select)]), flush=True)
+    summary = launch_range(args.start, args.end, args.select)
+    print(f"run {summary.run_id}: {'success' if summary.ok else 'FAILED'}")
     print("\n".join(summary.lines()))
     return 0 if summary.ok else 1
 
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_seed_arguments(seed)
     seed.set_defaults(func=cmd_seed)
 
-    up = sub.add_parser("up", help="stack up, seed, and run the Dagster UI + daemon")
+    up = sub.add_parser("up", help="stack up, seed, and run the Dagster UI + daemon (dg dev)")
     add_seed_arguments(up)
     up.add_argument("--no-seed", action="store_true", help="do not seed sample drops")
     up.add_argument("--port", type=int, default=3000)
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (YYYY-MM-DD)")
     load.set_defaults(func=cmd_oltp)
 
-    mat = sub.add_parser("materialize", help="materialize assets for a day range in one run")
+    mat = sub.add_parser("materialize", help="materialize assets for a day range in one run (dg launch)")
     mat.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     mat.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
     mat.add_argument("--select", help="Dagster asset selection, e.g. 'group:staging' or 'key:stg_rental+' "

@@ -28,26 +28,46 @@ def test_only_dagsters_notices_are_filtered():
     assert [w.category for w in caught] == [DeprecationWarning, UserWarning]
 
 
-def _notices_printed_by(*args: str) -> list[str]:
-    """The notice lines a Python process prints, started as the platform starts it (no DAGSTER_HOME)."""
+def _quiet_home(tmp_path: Path) -> Path:
+    """A Dagster home with telemetry off, as the project's instance has it: `dg` would otherwise record
+    its commands under ~/.dagster."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def _output_of(argv: list[str], dagster_home: Path | None = None) -> str:
+    """What a process prints, started in the project root as the platform starts it; it must succeed.
+    ``VIRTUAL_ENV`` names the running venv, as an activated one would (`dg` warns otherwise)."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    result = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=180)
+    env.update({"VIRTUAL_ENV": sys.prefix, **({"DAGSTER_HOME": str(dagster_home)} if dagster_home else {})})
+    result = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
+    return output
+
+
+def _notices(output: str) -> list[str]:
     return [line for line in output.splitlines() if any(n in line for n in NOTICES)]
 
 
 def test_loading_the_code_location_prints_no_notices():
     """What a code server or run worker does first: import the definitions (its beta APIs warn as they are built)."""
-    assert _notices_printed_by("-c", "import dvd_platform.definitions") == []
+    assert _notices(_output_of([sys.executable, "-c", "import dvd_platform.definitions"])) == []
 
 
-def test_dagster_cli_as_up_starts_it_prints_no_notices():
-    """`dvd-platform up` starts `dagster dev` through the launcher; `definitions validate` is superseded the same
-    way (and loads the code location), so it shows the launcher's filter at work without a server."""
-    assert _notices_printed_by("-m", "dvd_platform.dagster_notices", "definitions", "validate", "-w",
-                               "workspace.yaml") == []
+def test_dg_as_up_starts_it_prints_no_notices(tmp_path: Path):
+    """`dvd-platform up` starts `dg dev` through the launcher; `dg check defs` goes through the same `dg` code
+    (which loads preview classes of its own) and loads the code location, so it shows the filter without a server."""
+    output = _output_of([sys.executable, "-m", "dvd_platform.dagster_notices", "check", "defs"], _quiet_home(tmp_path))
+    assert _notices(output) == []
+
+
+def test_dg_check_defs_passes(tmp_path: Path):
+    """CI's definitions check: `dg check defs` in the project root, through the [tool.dg] settings of pyproject.toml."""
+    output = _output_of([str(Path(sys.executable).with_name("dg")), "check", "defs"], _quiet_home(tmp_path))
+    assert "All definitions loaded successfully" in output, output[-3000:]
 
 
 def test_the_stack_writes_dagster_yaml_only_into_its_own_dagster_home(settings_env, state_dir: Path):

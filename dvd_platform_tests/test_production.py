@@ -80,6 +80,22 @@ def test_compose_services_and_pinned_images(compose):
     assert "dagster.production.yaml" in dockerfile
 
 
+def test_image_runs_the_installed_wheel_without_a_source_tree():
+    """The image's last stage installs the wheel built in an earlier stage and copies in no source: a
+    source tree in the code server's working directory would shadow site-packages and hide a wheel
+    that lacks its SQL (test_package.py builds and migrates from that wheel)."""
+    stages = re.split(r"(?m)^FROM ", (DEPLOY / "Dockerfile").read_text())[1:]
+    builder = next((stage for stage in stages if "pip wheel" in stage), None)
+    assert builder, "no stage of deploy/Dockerfile builds the wheel (pip wheel)"
+    for source in ("sql", "dvd_platform", "pyproject.toml"):
+        assert re.search(rf"(?m)^COPY .*\b{re.escape(source)}\b", builder), source
+    final = stages[-1]
+    assert re.search(r"(?m)^COPY --from=\S+ /wheels ", final) and re.search(r"pip install .*\.whl", final)
+    copied = re.findall(r"(?m)^COPY (?!--from=)(\S+)", final)
+    assert all(path.startswith("deploy/") for path in copied), copied
+    assert re.search(r"(?m)^WORKDIR /opt/dagster$", final)
+
+
 def test_compose_healthchecks_and_wiring(compose):
     services = compose["services"]
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])

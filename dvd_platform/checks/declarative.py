@@ -1,10 +1,12 @@
 """Asset checks generated from ``sql_checks.yaml`` (the seeds' {check_sql, expected_result} idea,
 with a name, a target asset and a severity), so adding a rule needs no Python."""
 
+# No `from __future__ import annotations`: Dagster reads the check functions' `context` annotation as a type.
 
 import operator
 from datetime import date, timedelta
-from pathlib import Path
+from importlib.resources import files
+from typing import TYPE_CHECKING
 
 import yaml
 from dagster import (
@@ -21,7 +23,10 @@ from dvd_platform.partitions import daily_partitions
 from dvd_platform.resources.warehouse import Window, WarehouseResource
 from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
 
-RULES_FILE = Path(__file__).with_name("sql_checks.yaml")
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+RULES_FILE = files(__package__) / "sql_checks.yaml"  # package data: found wherever the package is installed
 OPERATORS = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 REQUIRED_KEYS = {"name", "asset", "sql", "expectation", "severity"}
 
@@ -76,7 +81,7 @@ def _build(rule: dict) -> AssetChecksDefinition:
     return _check
 
 
-def load_sql_checks(path: Path = RULES_FILE) -> list[AssetChecksDefinition]:
+def load_sql_checks(path: "Traversable" = RULES_FILE) -> list[AssetChecksDefinition]:
     rules = yaml.safe_load(path.read_text()) or []
     seen = set()
     for rule in rules:

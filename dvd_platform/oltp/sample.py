@@ -21,9 +21,9 @@ from psycopg2.extensions import make_dsn, parse_dsn
 
 from dvd_platform.seed.sources import DropSource, SeedError, drop_path
 from dvd_platform.seed.tables import TABLES, TableSpec
-from dvd_platform.settings import PROJECT_ROOT
+from dvd_platform.package_files import SQL_DIR
 
-OLTP_SQL_DIR = PROJECT_ROOT / "sql" / "oltp"
+OLTP_SQL_DIR = SQL_DIR / "oltp"
 
 
 def _copy_in(cur, table: str, spec: TableSpec, path: Path) -> None:
@@ -70,8 +70,8 @@ def create_database(admin_dsn: str, oltp_dsn: str) -> None:
     conn = psycopg2.connect(make_dsn(admin_dsn, dbname=name))
     try:
         with conn, conn.cursor() as cur:
-            for path in sorted(OLTP_SQL_DIR.glob("*.sql")):
-                cur.execute(path.read_text())
+            for ddl in sorted((e for e in OLTP_SQL_DIR.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name):
+                cur.execute(ddl.read_text())
             db, role = sql.Identifier(name), sql.Identifier(reader)
             cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, role))

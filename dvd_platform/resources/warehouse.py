@@ -25,11 +25,11 @@ from dagster import ConfigurableResource
 from psycopg2 import errors, sql
 from psycopg2.extensions import ISOLATION_LEVEL_SERIALIZABLE
 
-from dvd_platform.settings import PROJECT_ROOT
+from dvd_platform.package_files import SQL_DIR
 from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe
 from dvd_platform.warehouse.migrations import apply_migrations
 
-LOAD_SQL_DIR = PROJECT_ROOT / "sql" / "load"
+LOAD_SQL_DIR = SQL_DIR / "load"
 STAGE_SCHEMA = "dw_stage"  # owned by the loader; UNLOGGED per-load tables only
 STAGE_LOCK_CLASS = 4_711_001  # advisory-lock namespace of live stage tables (first key of the pair)
 RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)

@@ -1,4 +1,4 @@
-"""Versioned SQL migrations for the warehouse (``sql/NNN_name.sql``).
+"""Versioned SQL migrations for the warehouse (``sql/NNN_name.sql``, shipped as package data).
 
 Why our own small runner: the schema is plain SQL reviewed as such, and every
 loader run applies pending migrations before it writes, so several runs starting
@@ -24,18 +24,19 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import psycopg2.extensions
 
-from dvd_platform.settings import PROJECT_ROOT
+from dvd_platform.package_files import SQL_DIR
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = ["MigrationError", "Migration", "apply_migrations", "discover_migrations", "SQL_DIR"]
 
 log = logging.getLogger(__name__)
-
-SQL_DIR = PROJECT_ROOT / "sql"
 
 #: ``NNN_lower_snake.sql``; ASCII digits only (``\d`` would accept other scripts' digits).
 MIGRATION_NAME = re.compile(r"[0-9]{3}_[a-z0-9_]+\.sql", re.ASCII)
@@ -65,12 +66,12 @@ class Migration:
 
     version: str
     name: str
-    path: Path
+    path: Traversable  # a pathlib.Path for a package on disk, as installed or in a checkout
     sql: str
     checksum: str
 
 
-def discover_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
+def discover_migrations(sql_dir: Traversable = SQL_DIR) -> list[Migration]:
     """The migration files at the top level of ``sql_dir``, in version order.
 
     Only the top level holds migrations; subfolders (e.g. ``sql/oltp/``, source
@@ -79,11 +80,10 @@ def discover_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
     ``01_fix.sql`` or ``002-add-index.sql`` would silently never run. Hidden
     files (editor swap files, ``.gitkeep``) are not migrations and are ignored.
     """
-    sql_dir = Path(sql_dir)
     if not sql_dir.is_dir():
         raise MigrationError(f"migration directory {sql_dir} does not exist")
     migrations: dict[str, Migration] = {}
-    for path in sorted(sql_dir.iterdir()):
+    for path in sorted(sql_dir.iterdir(), key=lambda entry: entry.name):
         if path.is_dir() or path.name.startswith("."):
             continue
         if not MIGRATION_NAME.fullmatch(path.name):
@@ -106,7 +106,7 @@ def discover_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
 
 
 def apply_migrations(
-    conn_or_dsn: psycopg2.extensions.connection | str, sql_dir: Path = SQL_DIR
+    conn_or_dsn: psycopg2.extensions.connection | str, sql_dir: Traversable = SQL_DIR
 ) -> list[str]:
     """Apply the pending migrations of ``sql_dir``; return the versions applied, in order.
 
