@@ -256,9 +256,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from dvd_platform.definitions import defs
     from dvd_platform.runner import materialize_range
 
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    if os.environ.get("DAGSTER_HOME"):
+    if os.environ.get("DAGSTER_HOME"):  # before the instance reads it: a new home gets its dagster.yaml first
         prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     print(f"materializing {args.select or 'all assets'} for {args.start}..{args.end} in one run")
     summary = materialize_range(defs, args.start, args.end, args.select, instance=instance)
     print(f"run {summary.result.run_id}: {'success' if summary.ok else 'FAILED'}")

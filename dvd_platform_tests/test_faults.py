@@ -268,14 +268,15 @@ def _run_records(home: Path) -> tuple[list[int], list[str]]:
 
 def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_loaded, pg, stack, run_env, settings_env,
                                                                      state_dir, run_range):
-    """Four runs, each a process of its own (as the daemon launches them), each loading another day
-    through both SCD2 dimensions and both facts. The warehouse first loses those days' rentals and
-    gets their payments wrong, so every load must land whole. The runs' transactions are held at
-    COMMIT until all four have written: they overlap for certain. Every deadlock or serialization
-    failure the server reported must show up in a run's record (a retried attempt, or the failure)."""
+    """Three runs, each a process of its own with its own JVM (as the daemon launches them; three is
+    what two cores bear), each loading another day through both SCD2 dimensions and both facts. The
+    warehouse first loses those days' rentals and gets their payments wrong, so every load must land
+    whole. The runs' transactions are held at COMMIT until all three have written: they overlap for
+    certain. Every deadlock or serialization failure the server reported must show up in a run's
+    record (a retried attempt, or the failure)."""
     from dvd_platform.resources.warehouse import WarehouseResource
 
-    days = [date(2022, 7, d) for d in (9, 10, 11, 12)]
+    days = [date(2022, 7, d) for d in (9, 10, 11)]
     before = checksums(pg)
     make_payments_stale(pg, days)
     with pg.cursor() as cur:
@@ -284,14 +285,22 @@ def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_load
     server_log = stack[0].postgres.base_dir / "server.log"
     log_offset = server_log.stat().st_size
     homes = [state_dir / f"dagster-{day}" for day in days]
-    with commits_held(settings_env["DVD_PG_DSN"]):
-        procs = [materialize({**run_env, "DAGSTER_HOME": str(home)}, str(day), SELECT_DIMS_AND_FACTS)
-                 for day, home in zip(days, homes)]
-        wait_for(lambda: len(waiting_writers(pg)) == len(days) or any(p.poll() is not None for p in procs),
-                 "every run's transaction to write and wait", timeout=600, interval=0.1)
-        assert all(p.poll() is None for p in procs), "a run ended before the others wrote"
-        assert len(waiting_writers(pg)) == len(days)  # four open transactions that all wrote: they overlap
-    results = [finished(proc) for proc in procs]
+    procs = []
+    try:
+        with commits_held(settings_env["DVD_PG_DSN"]):
+            procs += [materialize({**run_env, "DAGSTER_HOME": str(home)}, str(day), SELECT_DIMS_AND_FACTS)
+                      for day, home in zip(days, homes)]
+            wait_for(lambda: len(waiting_writers(pg)) == len(days) or any(p.poll() is not None for p in procs),
+                     "every run's transaction to write and wait", timeout=1800, interval=0.1)
+            ended = [finished(p)[1][-3000:] for p in procs if p.poll() is not None]
+            assert not ended, ended
+            assert len(waiting_writers(pg)) == len(days)  # open transactions that all wrote: they overlap
+        results = [finished(proc) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     records = [_run_records(home) for home in homes]
 
     # No deadlock or serialization failure went unreported: each was retried (an attempt more in the
@@ -301,6 +310,7 @@ def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_load
     max_attempts = WarehouseResource(dsn="unused").max_attempts
     retried = sum(a - 1 for attempts, _ in records for a in attempts)
     exhausted = sum(max_attempts for _, failures in records for f in failures if RETRYABLE_CAUSE.search(f))
+    print('DEBUG logged', logged, 'records', records)  # TEMP
     assert logged == retried + exhausted, (logged, records)
     for day, (code, output), (_, failures) in zip(days, results, records):
         assert (code == 0) == (not failures), output[-3000:]
