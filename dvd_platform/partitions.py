@@ -16,7 +16,7 @@ daily_partitions = DailyPartitionsDefinition(
 )
 
 #: Spark assets handle a whole range in one pass: a backfill of N days is one run, not N.
-single_run = BackfillPolicy.multi_run()  # TEMPORARY BREAK: test_thirty_day_range_is_one_run_and_one_step must fail
+single_run = BackfillPolicy.single_run()
 
 
 def window_days(window: TimeWindow) -> list[date]:

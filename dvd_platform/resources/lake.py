@@ -66,10 +66,6 @@ class LakeResource(ConfigurableResource):
             .parquet(str(version_root))
         )
         versions = {}
-        for day in days:  # TEMPORARY BREAK: replace in place (the previous version removed before the swap)
-            link = self.day_link(zone, asset, day)
-            if link.is_symlink() and Path(os.path.realpath(link)).exists():
-                _remove_version_day(Path(os.path.realpath(link)))
         with self.swap_lock(zone, asset):
             for day in days:
                 target = version_root / f"{_WRITE_PARTITION}={day.isoformat()}"
