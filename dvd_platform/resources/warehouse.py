@@ -317,8 +317,6 @@ def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window
                 replacements.append(f"{STAGE_SCHEMA}.{name}")
             else:
                 cur.execute(template.format(stage=stage, target=parent_ident), piece.params)
-                if replacements:  # TEMPORARY BREAK: a partial month after a whole one commits before the swap
-                    cur.connection.commit()
             loaded += cur.fetchone()[0]
         if replacements:
             cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_seconds * 1000)}ms",))
