@@ -330,7 +330,6 @@ def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_load
     max_attempts = WarehouseResource(dsn="unused").max_attempts
     retried = sum(a - 1 for attempts, _ in records for a in attempts)
     exhausted = sum(max_attempts for _, failures in records for f in failures if RETRYABLE_CAUSE.search(f))
-    print('DEBUG logged', logged, 'records', records)  # TEMP
     assert logged == retried + exhausted, (logged, records)
     for (day, select), (code, output), (_, failures) in zip(runs, results, records):
         assert (code == 0) == (not failures), output[-3000:]
