@@ -257,7 +257,8 @@ class WarehouseResource(ConfigurableResource):
                 return rows_loaded, attempt
             except RETRYABLE:
                 conn.rollback()
-                return 0, attempt  # TEMPORARY BREAK: a serialization failure or deadlock is swallowed
+                if attempt == self.max_attempts:
+                    raise
                 time.sleep(0.05 * 2**attempt)
             finally:
                 if not conn.closed:  # a lost server must not hide the error that reported it
@@ -315,9 +316,6 @@ def _month_swapper(template: sql.SQL, stage: sql.Identifier, parent: str, window
                 cur.execute(template.format(stage=stage, target=replacement), piece.params)
                 replacements.append(f"{STAGE_SCHEMA}.{name}")
             else:
-                cur.execute("DELETE FROM dw.fact_payment WHERE payment_ts >= %(window_start)s "  # TEMPORARY BREAK:
-                            "AND payment_ts < %(window_end)s", piece.params)  # the DELETE commits on its own
-                cur.connection.commit()
                 cur.execute(template.format(stage=stage, target=parent_ident), piece.params)
             loaded += cur.fetchone()[0]
         if replacements:
