@@ -254,20 +254,21 @@ RETRYABLE_CAUSE = re.compile(r"deadlock detected|could not serialize access")
 SELECT_DIMS_AND_FACTS = "key:dim_customer or key:dim_film or key:fact_rental or key:fact_payment"
 
 
-def _run_records(home: Path) -> tuple[list[int], list[str]]:
-    """From a finished run's own instance: each load's transaction attempts, and the failed steps' errors."""
+def _run_records(home: Path) -> tuple[str, list[int], list[str]]:
+    """From a finished run's own instance: its id, each load's transaction attempts, the failed steps' errors."""
     from dagster import DagsterEventType, DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
     attempts, failures = [], []
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
-        for record in instance.all_logs(instance.get_runs()[0].run_id):
+        (run,) = instance.get_runs()
+        for record in instance.all_logs(run.run_id):
             event = record.dagster_event
             if event and event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
                 attempts.append(event.event_specific_data.materialization.metadata["transaction_attempts"].value)
             elif event and event.event_type == DagsterEventType.STEP_FAILURE:
                 failures.append(str(event.event_specific_data.error))
-    return attempts, failures
+    return run.run_id, attempts, failures
 
 
 def _linked_days(pg, first: date, last: date) -> tuple[date, date]:
@@ -280,6 +281,28 @@ def _linked_days(pg, first: date, last: date) -> tuple[date, date]:
          GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT 1""", {"first": first, "last": last})
     assert rows, f"no payment of {first}..{last} is for a rental of another of those days"
     return rows[0]
+
+
+def _run_overlapping(pg, settings_env, run_env, runs: list[tuple[date, str]], homes: list[Path]
+                     ) -> list[tuple[int, str]]:
+    """Start each run as a process (DAGSTER_HOME ``homes[i]``) with commits held; once every run's
+    transaction has written and waits, all at once (they overlap), let them go. Exit codes and output."""
+    procs: list[subprocess.Popen] = []
+    try:
+        with commits_held(settings_env["DVD_PG_DSN"]):
+            procs += [materialize({**run_env, "DAGSTER_HOME": str(home)}, str(day), select)
+                      for (day, select), home in zip(runs, homes)]
+            wait_for(lambda: len(waiting_writers(pg)) == len(runs) or any(p.poll() is not None for p in procs),
+                     "every run's transaction to write and wait", timeout=1800, interval=0.1)
+            ended = [finished(p)[1][-3000:] for p in procs if p.poll() is not None]
+            assert not ended, ended
+            assert len(waiting_writers(pg)) == len(runs)  # open transactions that all wrote: they overlap
+        return [finished(proc) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_loaded, pg, stack, run_env, settings_env,
@@ -305,22 +328,7 @@ def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_load
     server_log = stack[0].postgres.base_dir / "server.log"
     log_offset = server_log.stat().st_size
     homes = [state_dir / f"dagster-{day}" for day, _ in runs]
-    procs = []
-    try:
-        with commits_held(settings_env["DVD_PG_DSN"]):
-            procs += [materialize({**run_env, "DAGSTER_HOME": str(home)}, str(day), select)
-                      for (day, select), home in zip(runs, homes)]
-            wait_for(lambda: len(waiting_writers(pg)) == len(runs) or any(p.poll() is not None for p in procs),
-                     "every run's transaction to write and wait", timeout=1800, interval=0.1)
-            ended = [finished(p)[1][-3000:] for p in procs if p.poll() is not None]
-            assert not ended, ended
-            assert len(waiting_writers(pg)) == len(runs)  # open transactions that all wrote: they overlap
-        results = [finished(proc) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    results = _run_overlapping(pg, settings_env, run_env, runs, homes)
     records = [_run_records(home) for home in homes]
 
     # No deadlock or serialization failure went unreported: each was retried (an attempt more in the
@@ -328,16 +336,19 @@ def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(pagila_load
     logged = sum(1 for line in server_log.read_bytes()[log_offset:].decode(errors="replace").splitlines()
                  if "ERROR:" in line and RETRYABLE_CAUSE.search(line))
     max_attempts = WarehouseResource(dsn="unused").max_attempts
-    retried = sum(a - 1 for attempts, _ in records for a in attempts)
-    exhausted = sum(max_attempts for _, failures in records for f in failures if RETRYABLE_CAUSE.search(f))
+    retried = sum(a - 1 for _, attempts, _ in records for a in attempts)
+    exhausted = sum(max_attempts for _, _, failures in records for f in failures if RETRYABLE_CAUSE.search(f))
     assert logged == retried + exhausted, (logged, records)
-    for (day, select), (code, output), (_, failures) in zip(runs, results, records):
+    for (day, select), (code, output), (_, _, failures) in zip(runs, results, records):
         assert (code == 0) == (not failures), output[-3000:]
         if failures:  # a run that gave up names the cause; its day is then loaded again
             assert RETRYABLE_CAUSE.search(failures[0]), failures
             rerun(run_range, str(day), select)
     after = checksums(pg)
     assert after == before, {t: (before[t], after[t]) for t in TABLES if before[t] != after[t]}
-    # One current version per customer and film, whatever the interleaving.
+    # One current version per customer and film, whatever the interleaving; every load audited.
     for table, key in (("dim_customer", "customer_id"), ("dim_film", "film_id")):
         assert not query(pg, f"SELECT {key} FROM dw.{table} WHERE is_current GROUP BY {key} HAVING count(*) > 1")
+    audited = query(pg, "SELECT count(*) FROM dw_audit.load_log WHERE status = 'success' AND run_id = ANY(%s)",
+                    ([run_id for run_id, _, _ in records],))[0][0]
+    assert audited == sum(len(attempts) for _, attempts, _ in records)
