@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import json
 from datetime import date
 from pathlib import Path
 from typing import Callable, Sequence
@@ -60,3 +63,27 @@ def drop_bytes(s3, bucket: str, day: date, bodies: dict[str, bytes], *, edit: Ca
     if edit:
         edit(manifest)
     s3.put_object(Bucket=bucket, Key=manifest_key(day), Body=manifest_bytes(manifest))
+
+
+def redrop_table(s3, bucket: str, day: date, table: str,
+                 edit: Callable[[list[list[str]]], list[list[str]]]) -> Callable[[], None]:
+    """Drop ``day`` again, ``table``'s rows changed by ``edit`` and its manifest entry updated (the
+    other objects stay as they are), manifest last. Returns what puts the original drop back."""
+    mkey = manifest_key(day)
+    original_manifest = s3.get_object(Bucket=bucket, Key=mkey)["Body"].read()
+    manifest = json.loads(original_manifest)
+    entry = next(o for o in manifest["objects"] if o["table"] == table)
+    original = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
+    header, *rows = csv.reader(io.StringIO(original.decode("utf-8"), newline=""))
+    text = io.StringIO()
+    entry["rows"] = csvio.write_rows(text, header, edit(rows))
+    body = text.getvalue().encode("utf-8")
+    entry.update(bytes=len(body), md5=hashlib.md5(body).hexdigest())
+    s3.put_object(Bucket=bucket, Key=entry["key"], Body=body)
+    s3.put_object(Bucket=bucket, Key=mkey, Body=manifest_bytes(manifest))
+
+    def restore() -> None:
+        s3.put_object(Bucket=bucket, Key=entry["key"], Body=original)
+        s3.put_object(Bucket=bucket, Key=mkey, Body=original_manifest)
+
+    return restore

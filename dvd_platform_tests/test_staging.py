@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from dagster import AssetKey, DagsterEventType
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter, instance_for_test
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+from dagster._core.workspace.context import WorkspaceProcessContext
 
 from dvd_platform.resources.lake import LakeResource
+from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
 from dvd_platform_tests.crafted import drop
 from dvd_platform_tests.sample_truth import text_array
@@ -54,16 +61,59 @@ def test_rematerializing_a_day_gives_the_same_snapshot(sample_loaded, lake, spar
     assert after == before and len(after) > 0  # ... with the same rows
 
 
-def test_thirty_day_range_is_one_run_and_one_step(sample_loaded, run_range, dagster_instance):
-    start = date(2022, 3, 1)
-    summary = run_range(start, start + timedelta(29), "key:stg_payment")
-    assert summary.ok
-    assert summary.materialized == {"stg_payment": 30}
-    step_starts = [e for e in summary.result.all_events if e.event_type == DagsterEventType.STEP_START]
-    assert [e.step_key for e in step_starts] == ["stg_payment"]
-    records = dagster_instance.fetch_materializations(AssetKey("stg_payment"), limit=1000).records
-    run_ids = {r.run_id for r in records if r.partition_key and "2022-03-01" <= r.partition_key <= "2022-03-30"}
-    assert summary.result.run_id in run_ids
+LAUNCH_BACKFILL = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+
+
+@contextmanager
+def ui_instance() -> Iterator[tuple[DagsterInstance, WorkspaceProcessContext]]:
+    """A persistent instance with the default run queue, and the code location loaded as the webserver
+    and the daemon load it. Its run launcher runs a launched run in this process (the session's
+    SparkSession), where the default one would start a process."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, create_test_daemon_workspace_context
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(
+        module_name="dvd_platform.definitions", attribute="defs", working_directory=str(PROJECT_ROOT)),
+        location_name="dvd_platform")
+    with instance_for_test(set_dagster_home=False, synchronous_run_launcher=True) as instance, \
+            create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origin), instance) as workspace:
+        yield instance, workspace
+
+
+def test_thirty_day_range_is_one_run_and_one_step(sample_loaded):
+    """A 30-day backfill of stg_payment launched as the UI launches it (GraphQL launchPartitionBackfill),
+    then one iteration of the backfill daemon: the runs it requests follow the backfill policy the
+    instance applies to the asset, and there must be one. Launched as the run queue would, that run
+    has one step, which materializes the 30 partitions."""
+    from dagster._daemon.backfill import execute_backfill_iteration
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    days = [(date(2022, 3, 1) + timedelta(n)).isoformat() for n in range(30)]
+    with ui_instance() as (instance, workspace):
+        launched = execute_dagster_graphql(workspace.create_request_context(), LAUNCH_BACKFILL, {"backfillParams": {
+            "assetSelection": [{"path": ["stg_payment"]}], "partitionNames": days, "fromFailure": False, "tags": []}})
+        backfill_id = launched.data["launchPartitionBackfill"]["backfillId"]
+        list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
+        runs = instance.get_runs(filters=RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+        assert len(runs) == 1, f"the backfill requested {len(runs)} runs"
+        (run,) = runs
+        assert run.status == DagsterRunStatus.QUEUED
+        assert (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG]) == (days[0], days[-1])
+
+        instance.launch_run(run.run_id, workspace.create_request_context())  # what the run queue does
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+        events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]
+        assert [e.step_key for e in events if e.event_type == DagsterEventType.STEP_START] == ["stg_payment"]
+        materialized = [e.partition for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION]
+        assert sorted(materialized) == days
 
 
 def test_bad_lines_are_quarantined_with_line_and_reason(stack, s3, settings_env, run_range, lake, spark, dagster_instance):

@@ -12,13 +12,15 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
+from typing import Callable
 
 import psycopg2
 import pytest
 
 from dvd_platform.resources.warehouse import Window
 from dvd_platform.settings import PROJECT_ROOT
-from dvd_platform_tests.crafted import drop
+from dvd_platform.seed.tables import TABLES as TABLES_SPEC
+from dvd_platform_tests.crafted import drop, redrop_table
 
 FACTS = ("fact_rental", "fact_payment")
 TABLES = ("dim_customer", "dim_film", "dim_store", "dim_staff", "bridge_film_category", *FACTS,
@@ -176,12 +178,65 @@ def test_rerunning_a_middle_day_of_the_history_matches_the_in_order_run(scd_days
     assert checksum(pg, "fact_rental") == facts
 
 
-def test_sigkill_in_the_middle_of_a_fact_load_keeps_the_previous_rows(sample_loaded, pg, settings_env, run_range):
-    """Load June (a whole month: swapped in) and July 1-27 (deleted and re-inserted) in one run;
-    block the swap on the old June partition, after the new one is built, SIGKILL the run process
-    while it waits, and check the facts are exactly as before; then a re-run completes."""
+def _dearer_and_one_more(new_id: int, expected: dict[int, Decimal]) -> Callable[[list[list[str]]], list[list[str]]]:
+    """An edit of a day's payment rows: every amount 1.00 more, and one payment more (a copy of the
+    first, as ``new_id``); ``expected`` gets payment_id -> amount of the edited rows."""
+    columns = TABLES_SPEC["payment"].columns
+    pid, amount = columns.index("payment_id"), columns.index("amount")
+
+    def edit(rows: list[list[str]]) -> list[list[str]]:
+        assert rows, "the day must have payments, or the check proves nothing"
+        edited = [[*row[:amount], str(Decimal(row[amount]) + 1), *row[amount + 1:]] for row in rows]
+        added = list(edited[0])
+        added[pid] = str(new_id)
+        edited.append(added)
+        expected.update((int(row[pid]), Decimal(row[amount])) for row in edited)
+        return edited
+    return edit
+
+
+def _payments_of(pg, days: list[date]) -> dict[int, Decimal]:
+    return dict(query(pg, "SELECT payment_id, amount FROM dw.fact_payment "
+                          "WHERE (payment_ts AT TIME ZONE 'UTC')::date = ANY(%s)", (days,)))
+
+
+def test_sigkill_in_the_middle_of_a_fact_load_keeps_the_previous_rows(sample_loaded, pg, s3, settings_env, run_range):
+    """A June day (a whole month: swapped in) and a July day (deleted and re-inserted) are dropped
+    again, every payment 1.00 dearer and one payment more each. Load June and July 1-27 in one run;
+    block the swap on the old June partition, after the new one is built and July's rows are
+    replaced in the transaction, SIGKILL the run process while it waits: the facts are all old.
+    Then a re-run loads them all new. (The original drops are put back and loaded at the end.)"""
     first, last = date(2022, 6, 1), date(2022, 7, 27)
-    before = checksum(pg, "fact_payment")
+    changed = [date(2022, 6, 17), date(2022, 7, 21)]
+    others = "(payment_ts AT TIME ZONE 'UTC')::date NOT IN ('2022-06-17', '2022-07-21')"
+    before, before_others = checksum(pg, "fact_payment"), checksum(pg, "fact_payment", others)
+    new_id = query(pg, "SELECT max(payment_id) + 1 FROM dw.fact_payment")[0][0]
+    expected: dict[int, Decimal] = {}
+    bucket = settings_env["DVD_LANDING_BUCKET"]
+    restores = []
+    try:
+        for n, day in enumerate(changed):
+            restores.append(redrop_table(s3, bucket, day, "payment", _dearer_and_one_more(new_id + n, expected)))
+            assert run_range(day, day, "key:raw_payment or key:stg_payment").ok
+        _kill_the_load_at_its_swap(pg, settings_env, first, last)
+        assert checksum(pg, "fact_payment") == before  # all old
+
+        rerun = run_range(first, last, "key:fact_payment")
+        assert rerun.ok, rerun.lines()
+        assert _payments_of(pg, changed) == expected  # all new: amounts and the added payments
+        assert checksum(pg, "fact_payment", others) == before_others
+    finally:
+        for restore in restores:
+            restore()
+        for day in changed:
+            run_range(day, day, "key:raw_payment or key:stg_payment or key:fact_payment")
+    assert checksum(pg, "fact_payment") == before  # the original drops are back for the tests after this one
+
+
+def _kill_the_load_at_its_swap(pg, settings_env, first: date, last: date) -> None:
+    """Run the fact_payment load of ``first``..``last`` (whole months swapped in) as a process, block its
+    swap with a reader of the old June partition, SIGKILL it while it waits, and wait for its backend
+    to roll back."""
     blocker = psycopg2.connect(settings_env["DVD_PG_DSN"])
     cur = blocker.cursor()
     cur.execute("LOCK TABLE dw.fact_payment_p2022_06 IN ACCESS SHARE MODE")  # a reader: blocks only the detach
@@ -212,11 +267,6 @@ def test_sigkill_in_the_middle_of_a_fact_load_keeps_the_previous_rows(sample_loa
                 (swapping,))[0][0]:
         assert time.monotonic() < deadline, "the killed load's backend is still running"
         time.sleep(0.2)
-    assert checksum(pg, "fact_payment") == before
-    # The re-run in this process (a warm SparkSession): only the killed run had to be a process of its own.
-    rerun = run_range(first, last, "key:fact_payment")
-    assert rerun.ok, rerun.lines()
-    assert checksum(pg, "fact_payment") == before
 
 
 def test_window_months_cut_at_utc_month_boundaries():

@@ -10,6 +10,11 @@ swaps each day's symlink with ``os.replace``, which is atomic: a reader sees
 the old version or the new one, never a mix, and a crash mid-write leaves the
 old snapshot in place. Versions no longer pointed to are removed afterwards.
 
+The swaps of an asset hold a POSIX lock on ``<zone>/<asset>/.swap.lock``
+(``swap_lock``): two runs (processes) writing the same day at once would otherwise both
+read the same previous version, and the version of the first to swap would
+never be removed. The lock is released when its process ends, also by SIGKILL.
+
 The lake root is a local (or shared, e.g. NFS) path. On object storage
 (``s3a://``) a rename is a copy, so this swap is not atomic there; that
 production option needs a table format with atomic commits and is documented,
@@ -18,9 +23,12 @@ not implemented.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +36,7 @@ from dagster import ConfigurableResource
 
 DAY_COLUMN = "dt"
 _WRITE_PARTITION = "_day"
+SWAP_LOCK = ".swap.lock"
 
 
 class LakeResource(ConfigurableResource):
@@ -57,18 +66,32 @@ class LakeResource(ConfigurableResource):
             .parquet(str(version_root))
         )
         versions = {}
-        for day in days:
-            target = version_root / f"{_WRITE_PARTITION}={day.isoformat()}"
-            target.mkdir(parents=True, exist_ok=True)  # a day without rows: an empty snapshot
-            link = self.day_link(zone, asset, day)
-            previous = Path(os.path.realpath(link)) if link.is_symlink() else None
-            tmp_link = link.with_name(f".{link.name}.{uuid.uuid4().hex}")
-            tmp_link.symlink_to(os.path.relpath(target, base))
-            os.replace(tmp_link, link)
-            versions[day] = str(target)
-            if previous is not None and previous != target:
-                _remove_version_day(previous)
+        with self.swap_lock(zone, asset):
+            for day in days:
+                target = version_root / f"{_WRITE_PARTITION}={day.isoformat()}"
+                target.mkdir(parents=True, exist_ok=True)  # a day without rows: an empty snapshot
+                link = self.day_link(zone, asset, day)
+                previous = Path(os.path.realpath(link)) if link.is_symlink() else None
+                tmp_link = link.with_name(f".{link.name}.{uuid.uuid4().hex}")
+                tmp_link.symlink_to(os.path.relpath(target, base))
+                os.replace(tmp_link, link)
+                versions[day] = str(target)
+                if previous is not None and previous != target:
+                    _remove_version_day(previous)
         return versions
+
+    @contextmanager
+    def swap_lock(self, zone: str, asset: str) -> Iterator[None]:
+        """Hold the asset's swap lock: between reading a day's link and removing the version it
+        replaced, no other writer of the asset may swap (a POSIX lock, so it works on NFS too)."""
+        base = self.zone_dir(zone, asset)
+        base.mkdir(parents=True, exist_ok=True)
+        with open(base / SWAP_LOCK, "a") as handle:
+            fcntl.lockf(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(handle, fcntl.LOCK_UN)
 
     def day_paths(self, zone: str, asset: str, days: list[date]) -> dict[date, str]:
         """The current version directory of each day that has a snapshot."""
