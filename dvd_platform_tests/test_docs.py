@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
 
