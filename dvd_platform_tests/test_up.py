@@ -108,7 +108,7 @@ def test_up_serves_the_assets_and_sigterm_stops_everything(state_dir: Path):
         stack = Stack(state_dir)
         assert stack.env_file.exists() and stack.is_running()
         server_pids = stack.pids()
-        assert len(server_pids) == 2  # postgres + moto
+        assert len(server_pids) == 3  # postgres, moto and the Spark Connect server (`up` starts all three)
         assert (state_dir / "dagster_home" / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
         before = _live(_processes())
         started = {**_descendants(proc.pid, before), **{pid: before[pid][2] for pid in server_pids if pid in before}}
