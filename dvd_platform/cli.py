@@ -224,15 +224,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """`dg launch` of the selection over the day range (one run, in this process), and a per-asset summary."""
-    import shlex
-
+    """`dg launch` of the selection over the day range (in this process), and a per-asset summary."""
     settings.load_stack_env()
-    from dvd_platform.runner import launch_argv, launch_range
+    from dvd_platform.runner import launch_range
 
     # The instance as configured: its dagster.yaml is the operator's (or `stack up`'s copy), never rewritten here.
-    print(f"materializing {args.select or 'all assets'} for {args.start}..{args.end} in one run: "
-          + shlex.join(["dg", *launch_argv(args.start, args.end, args.select)]), flush=True)
+    print(f"materializing {args.select or 'all assets'} for {args.start}..{args.end}: one `dg launch` for the "
+          "days (and one for the months, when monthly assets are selected):", flush=True)
     summary = launch_range(args.start, args.end, args.select)
     print(f"run {summary.run_id}: {'success' if summary.ok else 'FAILED'}")
     print("\n".join(summary.lines()))

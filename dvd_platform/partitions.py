@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date, timedelta
 
-from dagster import BackfillPolicy, DailyPartitionsDefinition, TimeWindow
+from dagster import BackfillPolicy, DailyPartitionsDefinition, MonthlyPartitionsDefinition, TimeWindow
 
 DEFAULT_START = "2022-01-01"
 
@@ -24,3 +24,6 @@ def window_days(window: TimeWindow) -> list[date]:
     start, end = window.start.date(), window.end.date()
     return [start + timedelta(n) for n in range((end - start).days)]
 
+
+#: Months (UTC) for assets that hold one row set per month; their daily parents map by time window.
+monthly_partitions = MonthlyPartitionsDefinition(start_date=daily_partitions.start.strftime("%Y-%m-01"), timezone="UTC")

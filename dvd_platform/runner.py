@@ -10,11 +10,12 @@ location's in-process executor), one step per asset for the whole range.
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import click
@@ -30,6 +31,8 @@ from dagster import (
     ExecuteInProcessResult,
     RunsFilter,
 )
+
+from dvd_platform.partitions import monthly_partitions
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -50,6 +53,8 @@ class RunSummary:
     materialized: dict[str, int] = field(default_factory=dict)  # asset -> partitions materialized
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)  # "asset:check" -> (passed, severity)
     failed_steps: list[str] = field(default_factory=list)
+    blocked: set[str] = field(default_factory=set)  # partitions with a failed blocking ERROR check
+    follow_ups: list[RunSummary] = field(default_factory=list)  # the command's further runs (combine)
 
     @classmethod
     def of_events(cls, run_id: str, success: bool, events: Iterable[DagsterEvent],
@@ -64,9 +69,25 @@ class RunSummary:
                 name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
                 passed = summary.checks.get(name, (True, ""))[0] and evaluation.passed
                 summary.checks[name] = (passed, evaluation.severity.value)
+                if not evaluation.passed and evaluation.blocking and evaluation.severity.value == "ERROR":
+                    summary.blocked.add(evaluation.partition)
             elif event.event_type == DagsterEventType.STEP_FAILURE:
                 summary.failed_steps.append(event.step_key)
         return summary
+
+    @classmethod
+    def combine(cls, runs: list[RunSummary]) -> RunSummary:
+        """One summary of the runs one command made (the first run's id and events; totals of all)."""
+        first, combined = runs[0], cls(runs[0].run_id, all(r.success for r in runs), runs[0].result)
+        combined.follow_ups = runs[1:]
+        for run in runs:
+            for asset, count in run.materialized.items():
+                combined.materialized[asset] = combined.materialized.get(asset, 0) + count
+            for name, (passed, severity) in run.checks.items():
+                combined.checks[name] = (combined.checks.get(name, (True, ""))[0] and passed, severity)
+            combined.failed_steps += run.failed_steps
+            combined.blocked |= run.blocked
+        return combined
 
     @property
     def failed_blocking_checks(self) -> list[str]:
@@ -77,15 +98,18 @@ class RunSummary:
         return self.success and not self.failed_steps and not self.failed_blocking_checks
 
     def lines(self) -> list[str]:
-        out = [f"  {asset:32s} {count:5d} partition(s) materialized" for asset, count in sorted(self.materialized.items())]
+        out = [f"  run {run.run_id}" for run in [self, *self.follow_ups]] if self.follow_ups else []
+        out += [f"  {asset:32s} {count:5d} partition(s) materialized" for asset, count in sorted(self.materialized.items())]
         for name, (passed, severity) in sorted(self.checks.items()):
             out.append(f"  check {name:54s} {'passed' if passed else 'FAILED'} ({severity})")
         out += [f"  step {step} FAILED" for step in self.failed_steps]
+        if self.blocked:
+            out.append(f"  blocked by a failed check: {', '.join(sorted(self.blocked))}")
         return out
 
 
-def range_tags(start: date, end: date) -> dict[str, str]:
-    return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
+def range_tags(start: date | str, end: date | str) -> dict[str, str]:
+    return {RANGE_START_TAG: str(start), RANGE_END_TAG: str(end)}
 
 
 def selected_keys(defs: Definitions, selection: str | AssetSelection | None = None) -> list[AssetKey]:
@@ -100,6 +124,48 @@ def selected_keys(defs: Definitions, selection: str | AssetSelection | None = No
     return keys
 
 
+#: Runs ``keys`` over the partition keys ``first``..``last`` as one run and summarizes it.
+Launcher = Callable[[list[AssetKey], str, str], RunSummary]
+
+
+def run_plan(defs: Definitions, start: date, end: date, keys: list[AssetKey], launch: Launcher) -> RunSummary:
+    """The runs that materialize ``keys`` over ``start``..``end``, however they are launched.
+
+    1. The daily (and unpartitioned) assets over the days, one run.
+    2. If a blocking check failed on some days, the assets that run did not reach, over each stretch
+       of the other days: a bad day holds only itself (the daemon does the same by automation).
+    3. The monthly assets over the months the days touch, one run (Dagster runs one partitioning
+       per run), unless a run above failed for another reason than a failed check.
+    """
+    graph = defs.resolve_asset_graph()
+    monthly = [k for k in keys if graph.get(k).partitions_def == monthly_partitions]
+    daily = [k for k in keys if k not in monthly]
+    runs: list[RunSummary] = []
+    if daily:
+        runs.append(launch(daily, start.isoformat(), end.isoformat()))
+        first = runs[0]
+        rest = [k for k in daily if k.to_user_string() not in first.materialized]
+        if first.blocked and rest:
+            runs += [launch(rest, a.isoformat(), b.isoformat()) for a, b in good_stretches(start, end, first.blocked)]
+    if monthly and all(run.success or run.blocked for run in runs):
+        runs.append(launch(monthly, start.replace(day=1).isoformat(), end.replace(day=1).isoformat()))
+    return RunSummary.combine(runs)
+
+
+def good_stretches(start: date, end: date, blocked: set[str]) -> list[tuple[date, date]]:
+    """The runs of consecutive days in ``start``..``end`` that are not ``blocked``."""
+    stretches: list[tuple[date, date]] = []
+    day = start
+    while day <= end:
+        if day.isoformat() not in blocked:
+            if stretches and stretches[-1][1] == day - timedelta(1):
+                stretches[-1] = (stretches[-1][0], day)
+            else:
+                stretches.append((day, day))
+        day += timedelta(1)
+    return stretches
+
+
 def materialize_range(
     defs: Definitions,
     start: date,
@@ -108,49 +174,58 @@ def materialize_range(
     instance: DagsterInstance | None = None,
     tags: dict[str, str] | None = None,
 ) -> RunSummary:
-    """Materialize ``selection`` (default: ``DEFAULT_SELECTION``) for days ``start``..``end`` in one run."""
-    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        asset_selection=selected_keys(defs, selection), instance=instance,
-        tags={**range_tags(start, end), **(tags or {})}, raise_on_error=False,
-    )
-    return RunSummary.of_events(result.run_id, result.success, result.all_events, result)
+    """Materialize ``selection`` (default: ``DEFAULT_SELECTION``) for days ``start``..``end`` in process
+    (``run_plan``: one run for the days, and one for the months when monthly assets are selected)."""
+    job = defs.resolve_implicit_global_asset_job_def()
+
+    def launch(keys: list[AssetKey], first: str, last: str) -> RunSummary:
+        result = job.execute_in_process(asset_selection=keys, instance=instance,
+                                        tags={**range_tags(first, last), **(tags or {})}, raise_on_error=False)
+        return RunSummary.of_events(result.run_id, result.success, result.all_events, result)
+
+    return run_plan(defs, start, end, selected_keys(defs, selection), launch)
 
 
-def launch_argv(start: date, end: date, selection: str | None = None) -> list[str]:
-    """The arguments of ``dg`` that run ``selection`` over the days as one run (every partitioned asset
+def launch_argv(first: str, last: str, keys: list[AssetKey]) -> list[str]:
+    """The arguments of ``dg`` that run ``keys`` over the partitions as one run (every partitioned asset
     has the single-run backfill policy, which ``--partition-range`` requires)."""
-    return ["launch", "--assets", selection or DEFAULT_SELECTION,
-            "--partition-range", f"{start.isoformat()}...{end.isoformat()}", "-m", DEFINITIONS_MODULE]
+    selection = " or ".join(f'key:"{key.to_user_string()}"' for key in keys)
+    return ["launch", "--assets", selection, "--partition-range", f"{first}...{last}", "-m", DEFINITIONS_MODULE]
 
 
 def launch_range(start: date, end: date, selection: str | None = None) -> RunSummary:
-    """``dg launch`` of ``selection`` over ``start``..``end`` in this process, then that run's summary.
+    """``run_plan`` through ``dg launch`` in this process, then a summary of its runs.
 
     In this process (Dagster's CLI entry point, not a child process), so that stopping or killing
-    this process stops the run, as it did the in-process helper. The run is read back from the
+    this process stops the run, as it did the in-process helper. The runs are read back from the
     instance of ``DAGSTER_HOME``, as configured; without one, from a throw-away instance.
     """
     from dvd_platform.definitions import defs  # first: it filters Dagster's notices for this process
 
+    keys = selected_keys(defs, selection)  # before anything runs: a selection that matches nothing is refused
+    with _dagster_home():
+        return run_plan(defs, start, end, keys, _dg_launch)
+
+
+def _dg_launch(keys: list[AssetKey], first: str, last: str) -> RunSummary:
     from dagster_dg_cli.cli import cli as dg
 
-    selected_keys(defs, selection)  # before anything runs: a selection that matches nothing is refused
-    with _dagster_home():
-        started = datetime.now(timezone.utc)
-        failure: click.ClickException | None = None
-        try:
-            dg.main(args=launch_argv(start, end, selection), prog_name="dg", standalone_mode=False)
-        except click.ClickException as exc:  # "Materialization failed." (the summary says why), or a usage error
-            failure = exc
-        run = _run_of_this_process(start, end, started)
-        if run is None:
-            raise failure or RuntimeError("`dg launch` returned without starting a run")
-        with DagsterInstance.get() as instance:
-            events = [record.dagster_event for record in instance.all_logs(run.run_id) if record.dagster_event]
+    started = datetime.now(timezone.utc)
+    failure: click.ClickException | None = None
+    print("  $ " + shlex.join(["dg", *launch_argv(first, last, keys)]), flush=True)
+    try:
+        dg.main(args=launch_argv(first, last, keys), prog_name="dg", standalone_mode=False)
+    except click.ClickException as exc:  # "Materialization failed." (the summary says why), or a usage error
+        failure = exc
+    run = _run_of_this_process(first, last, started)
+    if run is None:
+        raise failure or RuntimeError("`dg launch` returned without starting a run")
+    with DagsterInstance.get() as instance:
+        events = [record.dagster_event for record in instance.all_logs(run.run_id) if record.dagster_event]
     return RunSummary.of_events(run.run_id, run.status == DagsterRunStatus.SUCCESS, events)
 
 
-def _run_of_this_process(start: date, end: date, since: datetime) -> DagsterRun | None:
+def _run_of_this_process(start: str, end: str, since: datetime) -> DagsterRun | None:
     """The run over these days that this process started (its events carry the process id): the
     instance may hold other runs of the same range, started by the UI or another command."""
     with DagsterInstance.get() as instance:

@@ -40,7 +40,7 @@ def test_materialize_runs_the_range_as_one_run_in_its_own_process(sample_landing
     proc, output = _materialize(tmp_path / "home", {**os.environ, **settings_env}, "--from", str(first),
                                 "--to", str(last), "--select", "key:raw_language")
     assert proc.returncode == 0, output[-4000:]
-    assert f"dg launch --assets key:raw_language --partition-range {first}...{last}" in output
+    assert f"dg launch --assets 'key:\"raw_language\"' --partition-range {first}...{last}" in output
 
     with _instance(tmp_path / "home", monkeypatch) as instance:
         (run,) = instance.get_runs()  # the whole range: one run

@@ -19,6 +19,7 @@ from dagster import (
     asset,
 )
 
+from dvd_platform.checks.results import evaluations
 from dvd_platform.checks.staged import FOREIGN_KEYS, run_staged_checks, staged_check_specs
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
@@ -92,7 +93,8 @@ def build_staged_asset(table: str) -> AssetsDefinition:
             )
             # The snapshot is written (the IO manager ran on the yield): check what was written.
             snapshots = lake.day_paths("staged", f"stg_{table}", days)
-            yield from run_staged_checks(table, result.staged, counts, days, lake, snapshots)
+            day_results = run_staged_checks(table, result.staged, counts, days, lake, snapshots)
+            yield from evaluations(context, {day.isoformat(): r for day, r in day_results.items()})
         finally:
             result.annotated.unpersist()
 

@@ -4,24 +4,24 @@ with a name, a target asset and a severity), so adding a rule needs no Python.""
 # No `from __future__ import annotations`: Dagster reads the check functions' `context` annotation as a type.
 
 import operator
-from datetime import date, timedelta
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import yaml
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
     AssetKey,
     MetadataValue,
+    Output,
     asset_check,
 )
 
-from dvd_platform.partitions import daily_partitions
+from dvd_platform.checks.results import latest_materializations
+from dvd_platform.partitions import daily_partitions, window_days
 from dvd_platform.resources.warehouse import Window, WarehouseResource
-from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -45,16 +45,6 @@ def parse_expectation(text: str) -> tuple[str, float]:
         raise RuleError(f"expectation {text!r}: {number!r} is not a number") from exc
 
 
-def run_window(tags: dict[str, str]) -> Window:
-    """The run's days: its partition or partition range; the whole history for an unpartitioned run."""
-    if RANGE_START_TAG in tags:
-        return Window(date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG]))
-    if "dagster/partition" in tags:
-        day = date.fromisoformat(tags["dagster/partition"])
-        return Window(day, day)
-    return Window(daily_partitions.start.date(), date.today() + timedelta(1))
-
-
 def _build(rule: dict) -> AssetChecksDefinition:
     missing = REQUIRED_KEYS - set(rule)
     if missing:
@@ -67,16 +57,26 @@ def _build(rule: dict) -> AssetChecksDefinition:
     sql_text = rule["sql"].strip()
 
     @asset_check(asset=AssetKey(rule["asset"]), name=rule["name"], blocking=severity == AssetCheckSeverity.ERROR,
-                 description=f"{sql_text} -- expect {rule['expectation']} ({severity.value})")
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        window = run_window(context.run.tags)
-        value = warehouse.query(sql_text, window.params)[0][0]
-        passed = value is not None and OPERATORS[op](float(value), threshold)
-        return AssetCheckResult(
-            passed=passed, severity=severity,
-            metadata={"value": float(value) if value is not None else None, "expectation": rule["expectation"],
-                      "window": str(window), "query": MetadataValue.md(f"```sql\n{sql_text}\n```")},
-        )
+                 partitions_def=daily_partitions,
+                 description=f"{sql_text} -- expect {rule['expectation']} ({severity.value}), per day")
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        """One evaluation per day of the run (a rule without window parameters is queried once)."""
+        key = AssetKey(rule["asset"])
+        days = window_days(context.op_execution_context.partition_time_window)
+        targets = latest_materializations(context.instance, key, [d.isoformat() for d in days])
+        value = None
+        for day in days:
+            window = Window(day, day)
+            if value is None or "%(" in sql_text:
+                value = warehouse.query(sql_text, window.params)[0][0]
+            yield AssetCheckEvaluation(
+                asset_key=key, check_name=rule["name"], severity=severity, blocking=severity == AssetCheckSeverity.ERROR,
+                passed=value is not None and OPERATORS[op](float(value), threshold),
+                partition=day.isoformat(), target_materialization_data=targets.get(day.isoformat()),
+                metadata={"value": float(value) if value is not None else None, "expectation": rule["expectation"],
+                          "query": MetadataValue.md(f"```sql\n{sql_text}\n```")},
+            )
+        yield Output(None)  # the check's output, which Dagster expects of a check step
 
     return _check
 

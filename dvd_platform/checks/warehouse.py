@@ -10,6 +10,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 from psycopg2 import sql
 
 from dvd_platform.checks.results import result, spec
+from dvd_platform.partitions import daily_partitions, monthly_partitions
 from dvd_platform.resources.warehouse import Window, WarehouseResource
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
@@ -37,7 +38,9 @@ def warehouse_check_specs(asset: str) -> list[AssetCheckSpec]:
         specs.append(spec(asset, "scd2_integrity", "no overlapping validity ranges; exactly one current version "
                           "per natural key"))
     if asset.startswith("mart_"):
-        specs.append(spec(asset, "totals_match_facts", "the mart's totals equal the facts' for the window"))
+        partitions = monthly_partitions if asset == "mart_category_monthly" else daily_partitions
+        specs.append(spec(asset, "totals_match_facts", "the mart's totals equal the facts' for the partition",
+                          partitions_def=partitions))
     return specs
 
 
@@ -61,92 +64,133 @@ def _in_window(column: sql.Identifier) -> sql.Composed:
     return sql.SQL("{c} >= %(window_start)s AND {c} < %(window_end)s").format(c=column)
 
 
-def _unknown_keys_query(table: sql.Identifier, in_window: sql.Composed, keys: list[str]) -> sql.Composed:
-    """Rows with at least one unknown (-1) key (a row may miss several), and the count per key."""
-    idents = [sql.Identifier(k) for k in keys]
-    per_key = sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {k} = -1) AS {k}").format(k=k) for k in idents)
-    return sql.SQL("SELECT count(*) FILTER (WHERE -1 IN ({keys})), {per_key} FROM {table} WHERE {in_window}").format(
-        keys=sql.SQL(", ").join(idents), per_key=per_key, table=table, in_window=in_window)
+#: A check's results, one list per day of the window.
+DayResults = dict[date, list[AssetCheckResult]]
 
 
-def fact_checks(warehouse: WarehouseResource, asset: str, window: Window, staged_rows: int,
-                staged_per_day: dict[date, int], staged_amount: Decimal | None = None) -> list[AssetCheckResult]:
-    ts, table = sql.Identifier(FACT_TIME[asset]), sql.Identifier("dw", asset)
-    p = window.params
-    in_window = _in_window(ts)
+def _days(window: Window) -> list[date]:
+    return [window.first_day + timedelta(n) for n in range((window.last_day - window.first_day).days + 1)]
+
+
+def _day_of(ts: sql.Identifier) -> sql.Composed:
+    return sql.SQL("({} AT TIME ZONE 'UTC')::date").format(ts)
+
+
+def _by_day(rows: list[dict]) -> dict[date, list[dict]]:
+    out: dict[date, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row["dt"], []).append(row)
+    return out
+
+
+def fact_checks(warehouse: WarehouseResource, asset: str, window: Window, staged_per_day: dict[date, int],
+                staged_amount_per_day: dict[date, Decimal] | None = None) -> DayResults:
+    """Every check of a fact, per day of the window, against the staged rows (and amounts) per day."""
+    out: DayResults = {day: [] for day in _days(window)}
     conn = warehouse.connect()
     try:
-        out = []
+        _reconciliation(conn, asset, window, staged_per_day, staged_amount_per_day, out)
+        _unknown_keys(conn, asset, window, out)
+        _volume(conn, asset, window, staged_per_day, out)
         if asset == "fact_payment":
-            q = sql.SQL("SELECT count(*), coalesce(sum(amount), 0) FROM {} WHERE {}").format(table, in_window)
-            loaded, amount = _one(conn, q, p)
-            off = abs(loaded - staged_rows) + (0 if amount == staged_amount else 1)
-            out.append(result("reconciliation", off, severity=ERROR, query=_text(conn, q), fact_rows=loaded,
-                              staged_rows=staged_rows, fact_amount=float(amount), staged_amount=float(staged_amount or 0)))
-        else:
-            q = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, in_window)
-            (loaded,) = _one(conn, q, p)
-            out.append(result("reconciliation", abs(loaded - staged_rows), severity=ERROR, query=_text(conn, q),
-                              fact_rows=loaded, staged_rows=staged_rows))
-        keys = ["customer_key", "staff_key", "store_key", "film_key"] + (["rental_date_key"] if asset == "fact_payment" else [])
-        q = _unknown_keys_query(table, in_window, keys)
-        n, *per_key = _one(conn, q, p)
-        counts = dict(zip(keys, per_key))
-        sample_q = sql.SQL("SELECT * FROM {} WHERE {} AND -1 IN ({}) LIMIT 10").format(
-            table, in_window, sql.SQL(", ").join(sql.Identifier(k) for k in keys))
-        out.append(result("unknown_dimension_keys", n, severity=WARN, query=_text(conn, q),
-                          samples=_dicts(conn, sample_q, p) if n else None, **{f"unknown_{k}": v for k, v in counts.items()}))
-        out.append(_volume(conn, asset, window, staged_per_day))
-        if asset == "fact_payment":
-            out += _payment_checks(conn, p)
+            _payment_checks(conn, window, out)
         return out
     finally:
         conn.close()
 
 
+def _reconciliation(conn, asset: str, window: Window, staged_per_day: dict[date, int],
+                    staged_amount_per_day: dict[date, Decimal] | None, out: DayResults) -> None:
+    ts, table = sql.Identifier(FACT_TIME[asset]), sql.Identifier("dw", asset)
+    amount = sql.SQL("coalesce(sum(amount), 0)" if staged_amount_per_day is not None else "0")
+    q = sql.SQL("SELECT {day}, count(*), {amount} FROM {table} WHERE {in_window} GROUP BY 1").format(
+        day=_day_of(ts), amount=amount, table=table, in_window=_in_window(ts))
+    loaded = {day: (n, total) for day, n, total in _fetch(conn, q, window.params)}
+    text = _text(conn, q)
+    for day, results in out.items():
+        rows, total = loaded.get(day, (0, Decimal(0)))
+        staged = staged_per_day.get(day, 0)
+        extra = {}
+        off = abs(rows - staged)
+        if staged_amount_per_day is not None:
+            staged_amount = staged_amount_per_day.get(day, Decimal(0))
+            off += int(total != staged_amount)
+            extra = {"fact_amount": float(total), "staged_amount": float(staged_amount)}
+        results.append(result("reconciliation", off, severity=ERROR, query=text, fact_rows=rows, staged_rows=staged,
+                              **extra))
+
+
+def _unknown_keys(conn, asset: str, window: Window, out: DayResults) -> None:
+    """Rows with at least one unknown (-1) key (a row may miss several), and the count per key, per day."""
+    ts, table = sql.Identifier(FACT_TIME[asset]), sql.Identifier("dw", asset)
+    keys = ["customer_key", "staff_key", "store_key", "film_key"] + (["rental_date_key"] if asset == "fact_payment" else [])
+    idents = [sql.Identifier(k) for k in keys]
+    any_unknown = sql.SQL("-1 IN ({})").format(sql.SQL(", ").join(idents))
+    per_key = sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {k} = -1)").format(k=k) for k in idents)
+    q = sql.SQL("SELECT {day}, count(*) FILTER (WHERE {any}), {per_key} FROM {table} WHERE {in_window} GROUP BY 1").format(
+        day=_day_of(ts), any=any_unknown, per_key=per_key, table=table, in_window=_in_window(ts))
+    counts = {day: (n, dict(zip(keys, rest))) for day, n, *rest in _fetch(conn, q, window.params)}
+    samples: dict[date, list[dict]] = {}
+    if any(n for n, _ in counts.values()):
+        sample_q = sql.SQL("SELECT {day} AS dt, * FROM {table} WHERE {in_window} AND {any} LIMIT 10").format(
+            day=_day_of(ts), table=table, in_window=_in_window(ts), any=any_unknown)
+        samples = _by_day(_dicts(conn, sample_q, window.params))
+    text = _text(conn, q)
+    for day, results in out.items():
+        n, per = counts.get(day, (0, dict.fromkeys(keys, 0)))
+        results.append(result("unknown_dimension_keys", n, severity=WARN, query=text, samples=samples.get(day),
+                              **{f"unknown_{k}": v for k, v in per.items()}))
+
+
 UNKNOWN_AFTER_RENTAL_LOADED = sql.SQL("""
-    SELECT p.payment_id, p.rental_id, p.film_key, p.store_key, p.rental_date_key
+    SELECT (p.payment_ts AT TIME ZONE 'UTC')::date AS dt, p.payment_id, p.rental_id, p.film_key, p.store_key,
+           p.rental_date_key
       FROM dw.fact_payment p JOIN dw.fact_rental r USING (rental_id)
      WHERE p.payment_ts >= %(window_start)s AND p.payment_ts < %(window_end)s
        AND (p.film_key = -1 OR p.store_key = -1 OR p.rental_date_key = -1)""")
 NEWEST_PAYMENT_DAY = "SELECT max(payment_ts AT TIME ZONE 'UTC')::date FROM dw.fact_payment"
 
 
-def _payment_checks(conn, params: dict) -> list[AssetCheckResult]:
-    """Payments still on unknown keys once their rental is loaded; freshness of the newest payment."""
-    rows = _dicts(conn, UNKNOWN_AFTER_RENTAL_LOADED, params)
+def _payment_checks(conn, window: Window, out: DayResults) -> None:
+    """Payments still on unknown keys once their rental is loaded; freshness of the newest payment
+    (a table-wide fact, reported on every day of the window)."""
+    with conn.cursor() as cur:
+        cur.execute(UNKNOWN_AFTER_RENTAL_LOADED, window.params)
+        names = [d.name for d in cur.description]
+        rows = _by_day([dict(zip(names, row)) for row in cur.fetchall()])
     lag = int(os.environ.get("DVD_FRESHNESS_LAG_DAYS", "2"))
     (newest,) = _one(conn, sql.SQL(NEWEST_PAYMENT_DAY), {})
     stale = newest is None or newest < date.today() - timedelta(days=lag)
-    return [
-        result("unknown_after_rental_loaded", len(rows), severity=ERROR,
-               query=_text(conn, UNKNOWN_AFTER_RENTAL_LOADED), samples=rows),
-        result("freshness", int(stale), severity=WARN, query=NEWEST_PAYMENT_DAY, newest_day=str(newest),
-               allowed_lag_days=lag),
-    ]
+    text = _text(conn, UNKNOWN_AFTER_RENTAL_LOADED)
+    for day, results in out.items():
+        day_rows = rows.get(day, [])
+        results.append(result("unknown_after_rental_loaded", len(day_rows), severity=ERROR, query=text,
+                              samples=day_rows))
+        results.append(result("freshness", int(stale), severity=WARN, query=NEWEST_PAYMENT_DAY,
+                              newest_day=str(newest), allowed_lag_days=lag))
 
 
-def _volume(conn, asset: str, window: Window, staged_per_day: dict[date, int]) -> AssetCheckResult:
-    history_start = window.first_day - timedelta(days=28)
+def _volume(conn, asset: str, window: Window, staged_per_day: dict[date, int], out: DayResults) -> None:
+    """ERROR for a day with staged rows and none loaded; WARN for a day far (4x) off the median of
+    its previous 28 non-empty days (needs 7 of them)."""
     ts = sql.Identifier(FACT_TIME[asset])
-    q = sql.SQL("SELECT ({ts} AT TIME ZONE 'UTC')::date AS day, count(*) FROM {table} "
+    q = sql.SQL("SELECT {day} AS day, count(*) FROM {table} "
                 "WHERE {ts} >= %(history_start)s AND {ts} < %(window_end)s GROUP BY 1").format(
-        ts=ts, table=sql.Identifier("dw", asset))
-    per_day = dict(_fetch(conn, q, {**window.params, "history_start": history_start}))
-    missing = [d for d, n in staged_per_day.items() if n and not per_day.get(d)]
-    outliers = []
-    day = window.first_day
-    while day <= window.last_day:
+        day=_day_of(ts), ts=ts, table=sql.Identifier("dw", asset))
+    per_day = dict(_fetch(conn, q, {**window.params, "history_start": window.first_day - timedelta(days=28)}))
+    text = _text(conn, q)
+    for day, results in out.items():
+        staged, loaded = staged_per_day.get(day, 0), per_day.get(day, 0)
         previous = sorted(n for d, n in per_day.items() if day - timedelta(28) <= d < day and n)
-        if len(previous) >= 7 and per_day.get(day):
-            median = previous[len(previous) // 2]
-            if not median / 4 <= per_day[day] <= median * 4:
-                outliers.append({"day": str(day), "rows": per_day[day], "median_28d": median})
-        day += timedelta(1)
-    severity = ERROR if missing else WARN
-    samples = [{"day": str(d), "staged_rows": staged_per_day[d], "loaded_rows": 0} for d in missing] or outliers
-    return result("volume", len(missing) + len(outliers), severity=severity, query=_text(conn, q), samples=samples,
-                  days_without_rows=len(missing), outlier_days=len(outliers))
+        median = previous[len(previous) // 2] if len(previous) >= 7 else None
+        if staged and not loaded:
+            results.append(result("volume", 1, severity=ERROR, query=text, days_without_rows=1, outlier_days=0,
+                                  samples=[{"day": str(day), "staged_rows": staged, "loaded_rows": 0}]))
+        elif median and loaded and not median / 4 <= loaded <= median * 4:
+            results.append(result("volume", 1, severity=WARN, query=text, days_without_rows=0, outlier_days=1,
+                                  samples=[{"day": str(day), "rows": loaded, "median_28d": median}]))
+        else:
+            results.append(result("volume", 0, severity=WARN, query=text, days_without_rows=0, outlier_days=0))
 
 
 SCD2_INTEGRITY = """

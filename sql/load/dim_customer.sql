@@ -53,6 +53,7 @@ UPDATE dw.dim_customer d SET valid_to = NULL, is_current = true
   FROM chain
  WHERE d.customer_key = chain.customer_key AND chain.next_from IS NULL AND NOT d.is_current;
 
+WITH fixed AS (
 UPDATE dw.fact_rental f SET customer_key = b.key
   FROM (SELECT f2.rental_id, f2.rental_ts, coalesce(d.customer_key, -1) AS key
           FROM dw.fact_rental f2
@@ -60,8 +61,13 @@ UPDATE dw.fact_rental f SET customer_key = b.key
                  ON d.customer_id = f2.customer_id AND f2.rental_ts >= d.valid_from
                 AND f2.rental_ts < coalesce(d.valid_to, 'infinity')
          WHERE f2.customer_id IN (SELECT customer_id FROM _affected)) b
- WHERE f.rental_id = b.rental_id AND f.rental_ts = b.rental_ts AND f.customer_key <> b.key;
+ WHERE f.rental_id = b.rental_id AND f.rental_ts = b.rental_ts AND f.customer_key <> b.key
+ RETURNING f.rental_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_rental', (ts AT TIME ZONE 'UTC')::date, 'customer key re-bound', 'dim_customer' FROM fixed
+ON CONFLICT DO NOTHING;
 
+WITH fixed AS (
 UPDATE dw.fact_payment f SET customer_key = b.key
   FROM (SELECT f2.payment_id, f2.payment_ts, coalesce(d.customer_key, -1) AS key
           FROM dw.fact_payment f2
@@ -69,6 +75,10 @@ UPDATE dw.fact_payment f SET customer_key = b.key
                  ON d.customer_id = f2.customer_id AND f2.payment_ts >= d.valid_from
                 AND f2.payment_ts < coalesce(d.valid_to, 'infinity')
          WHERE f2.customer_id IN (SELECT customer_id FROM _affected)) b
- WHERE f.payment_id = b.payment_id AND f.payment_ts = b.payment_ts AND f.customer_key <> b.key;
+ WHERE f.payment_id = b.payment_id AND f.payment_ts = b.payment_ts AND f.customer_key <> b.key
+ RETURNING f.payment_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_payment', (ts AT TIME ZONE 'UTC')::date, 'customer key re-bound', 'dim_customer' FROM fixed
+ON CONFLICT DO NOTHING;
 
 SELECT count(*) FROM {stage};

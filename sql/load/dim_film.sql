@@ -47,6 +47,7 @@ UPDATE dw.dim_film d SET valid_to = NULL, is_current = true
   FROM chain
  WHERE d.film_key = chain.film_key AND chain.next_from IS NULL AND NOT d.is_current;
 
+WITH fixed AS (
 UPDATE dw.fact_rental f SET film_key = b.key
   FROM (SELECT f2.rental_id, f2.rental_ts, coalesce(d.film_key, -1) AS key
           FROM dw.fact_rental f2
@@ -54,10 +55,19 @@ UPDATE dw.fact_rental f SET film_key = b.key
                  ON d.film_id = f2.film_id AND f2.rental_ts >= d.valid_from
                 AND f2.rental_ts < coalesce(d.valid_to, 'infinity')
          WHERE f2.film_id IN (SELECT film_id FROM _affected)) b
- WHERE f.rental_id = b.rental_id AND f.rental_ts = b.rental_ts AND f.film_key <> b.key;
+ WHERE f.rental_id = b.rental_id AND f.rental_ts = b.rental_ts AND f.film_key <> b.key
+ RETURNING f.rental_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_rental', (ts AT TIME ZONE 'UTC')::date, 'film key re-bound', 'dim_film' FROM fixed
+ON CONFLICT DO NOTHING;
 
+WITH fixed AS (
 UPDATE dw.fact_payment p SET film_key = r.film_key
   FROM dw.fact_rental r
- WHERE p.rental_id = r.rental_id AND r.film_id IN (SELECT film_id FROM _affected) AND p.film_key <> r.film_key;
+ WHERE p.rental_id = r.rental_id AND r.film_id IN (SELECT film_id FROM _affected) AND p.film_key <> r.film_key
+ RETURNING p.payment_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_payment', (ts AT TIME ZONE 'UTC')::date, 'film key re-bound', 'dim_film' FROM fixed
+ON CONFLICT DO NOTHING;
 
 SELECT count(*) FROM {stage};

@@ -11,7 +11,17 @@ ON CONFLICT (staff_key) DO UPDATE
        IS DISTINCT FROM (excluded.first_name, excluded.last_name, excluded.email, excluded.store_id, excluded.active,
                          excluded.username);
 
-UPDATE dw.fact_rental SET staff_key = staff_id WHERE staff_key = -1 AND staff_id IN (SELECT staff_id FROM {stage});
-UPDATE dw.fact_payment SET staff_key = staff_id WHERE staff_key = -1 AND staff_id IN (SELECT staff_id FROM {stage});
+WITH fixed AS (
+UPDATE dw.fact_rental SET staff_key = staff_id WHERE staff_key = -1 AND staff_id IN (SELECT staff_id FROM {stage})
+ RETURNING rental_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_rental', (ts AT TIME ZONE 'UTC')::date, 'staff key bound', 'dim_staff' FROM fixed
+ON CONFLICT DO NOTHING;
+WITH fixed AS (
+UPDATE dw.fact_payment SET staff_key = staff_id WHERE staff_key = -1 AND staff_id IN (SELECT staff_id FROM {stage})
+ RETURNING payment_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_payment', (ts AT TIME ZONE 'UTC')::date, 'staff key bound', 'dim_staff' FROM fixed
+ON CONFLICT DO NOTHING;
 
 SELECT count(*) FROM {stage};

@@ -11,10 +11,20 @@ ON CONFLICT (store_key) DO UPDATE
  WHERE (d.manager_staff_id, d.manager_name, d.address, d.city, d.country)
        IS DISTINCT FROM (excluded.manager_staff_id, excluded.manager_name, excluded.address, excluded.city, excluded.country);
 
+WITH fixed AS (
 UPDATE dw.fact_rental f SET store_key = f.store_id
- WHERE f.store_key = -1 AND f.store_id IN (SELECT store_id FROM {stage});
+ WHERE f.store_key = -1 AND f.store_id IN (SELECT store_id FROM {stage})
+ RETURNING f.rental_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_rental', (ts AT TIME ZONE 'UTC')::date, 'store key bound', 'dim_store' FROM fixed
+ON CONFLICT DO NOTHING;
+WITH fixed AS (
 UPDATE dw.fact_payment p SET store_key = r.store_key
   FROM dw.fact_rental r
- WHERE p.store_key = -1 AND p.rental_id = r.rental_id AND r.store_key <> -1;
+ WHERE p.store_key = -1 AND p.rental_id = r.rental_id AND r.store_key <> -1
+ RETURNING p.payment_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_payment', (ts AT TIME ZONE 'UTC')::date, 'store key bound', 'dim_store' FROM fixed
+ON CONFLICT DO NOTHING;
 
 SELECT count(*) FROM {stage};

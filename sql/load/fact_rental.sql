@@ -26,6 +26,7 @@ LEFT JOIN dw.dim_staff sf ON sf.staff_id = s.staff_id;
 
 -- Late-arriving references: payments loaded before their rental carry the unknown member
 -- for rental-derived keys; they are completed here, in the rental load's transaction.
+WITH fixed AS (
 UPDATE dw.fact_payment p
    SET film_key = r.film_key, store_key = r.store_key,
        rental_date_key = r.rental_date_key, return_date_key = r.return_date_key
@@ -33,6 +34,10 @@ UPDATE dw.fact_payment p
  WHERE r.rental_ts >= %(window_start)s AND r.rental_ts < %(window_end)s
    AND p.rental_id = r.rental_id
    AND (p.film_key, p.store_key, p.rental_date_key, p.return_date_key)
-       IS DISTINCT FROM (r.film_key, r.store_key, r.rental_date_key, r.return_date_key);
+       IS DISTINCT FROM (r.film_key, r.store_key, r.rental_date_key, r.return_date_key)
+ RETURNING p.payment_ts AS ts)
+INSERT INTO dw_audit.pending_fixups (asset, day, reason, changed_by)
+SELECT DISTINCT 'fact_payment', (ts AT TIME ZONE 'UTC')::date, 'late rental completed', 'fact_rental' FROM fixed
+ON CONFLICT DO NOTHING;
 
 SELECT count(*) FROM dw.fact_rental WHERE rental_ts >= %(window_start)s AND rental_ts < %(window_end)s;
