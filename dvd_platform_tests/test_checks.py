@@ -26,6 +26,7 @@ from dagster import (
     AssetMaterialization,
     AssetSelection,
     AssetSpec,
+    DagsterEvent,
     DagsterEventType,
     DagsterInstance,
     evaluate_automation_conditions,
@@ -33,11 +34,12 @@ from dagster import (
 )
 
 from dvd_platform.checks import declarative
-from dvd_platform.checks.declarative import RuleError, load_sql_checks, parse_expectation, run_window
+from dvd_platform.checks.declarative import RuleError, load_sql_checks, parse_expectation
 from dvd_platform.checks.staged import _quarantine_check, run_staged_checks, staged_check_specs
 from dvd_platform.checks.warehouse import fact_checks, mart_check, scd2_check, warehouse_check_specs
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.partitions import daily_partitions
 from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
 from dvd_platform.warehouse.migrations import apply_migrations
@@ -147,7 +149,7 @@ def staged_run(spark, lake, tmp_path, table, rows, counts=NO_QUARANTINE, snapsho
     df = frame(spark, table, rows)
     if snapshot is None:
         snapshot = {D: str(_write_snapshot(df, tmp_path / f"{table}-{uuid.uuid4().hex[:6]}"))}
-    results = by_name(run_staged_checks(table, df, counts, [D], lake, snapshot))
+    results = by_name(run_staged_checks(table, df, counts, [D], lake, snapshot)[D])
     assert set(results) == {s.name for s in staged_check_specs(table)}, "every declared check reports"
     return results
 
@@ -253,7 +255,7 @@ def test_payment_checks_fail_on_crafted_bad_rows(spark, lake, tmp_path):
     assert {s["payment_id"] for s in meta(r["paid_before_rental"], "samples")} == {800106, 800107}
     assert_outcome(r["event_time_in_partition"], False, ERROR, 1)
     assert_outcome(r["required_columns"], False, ERROR, 1)
-    assert_outcome(r["quarantine_ratio"], False, WARN, 1)  # quarantined rows, but under the threshold
+    assert_outcome(r["quarantine_ratio"], True, WARN, 1)  # quarantined rows, counted, but under the threshold
 
 
 def test_film_range_check(spark, lake, tmp_path):
@@ -298,7 +300,8 @@ def test_schema_contract_fails_on_a_snapshot_with_the_wrong_columns(spark, lake,
 def test_quarantine_ratio_threshold(monkeypatch):
     monkeypatch.delenv("DVD_QUARANTINE_ERROR_RATIO", raising=False)
     assert_outcome(_quarantine_check(MUCH_QUARANTINE), False, ERROR, 10)
-    assert_outcome(_quarantine_check(LITTLE_QUARANTINE), False, WARN, 1)
+    # Under the threshold: passed (a failed blocking result would hold automation), the rows counted.
+    assert_outcome(_quarantine_check(LITTLE_QUARANTINE), True, WARN, 1)
     assert_outcome(_quarantine_check(NO_QUARANTINE), True, WARN, 0)
     assert_outcome(_quarantine_check({}), True, WARN, 0)
     # The worst day decides the severity, not the range's average.
@@ -371,38 +374,41 @@ WINDOW = Window(W, W)
 
 def test_fact_rental_checks(wh):
     add_rentals(wh, W, 3, 800000)
-    r = by_name(fact_checks(wh, "fact_rental", WINDOW, 3, {W: 3}))
+    r = by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 3})[W])
     assert set(r) == {s.name for s in warehouse_check_specs("fact_rental")}
     assert_outcome(r["reconciliation"], True, ERROR, 0)
     assert_outcome(r["unknown_dimension_keys"], True, WARN, 0)
     assert_outcome(r["volume"], True, WARN, 0)
     # Rows outside the window do not count.
     add_rentals(wh, W + timedelta(1), 4, 800100)
-    assert by_name(fact_checks(wh, "fact_rental", WINDOW, 3, {W: 3}))["reconciliation"].passed
+    assert by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 3})[W])["reconciliation"].passed
 
     # Bad: staged rows missing from the fact, two rows bound to unknown members of different
     # dimensions, a staged day with nothing loaded.
     add_rentals(wh, W, 1, 800010, film_key=-1)
     execute(wh, "UPDATE dw.fact_rental SET customer_key = -1 WHERE rental_id = 800000")
     window = Window(W - timedelta(1), W)
-    r = by_name(fact_checks(wh, "fact_rental", window, 9, {W - timedelta(1): 2, W: 7}))
-    assert_outcome(r["reconciliation"], False, ERROR, 5)
+    days = fact_checks(wh, "fact_rental", window, {W - timedelta(1): 2, W: 7})
+    before, r = by_name(days[W - timedelta(1)]), by_name(days[W])
+    assert_outcome(r["reconciliation"], False, ERROR, 3)  # each day against its own staged rows
     assert meta(r["reconciliation"], "fact_rows") == 4
+    assert_outcome(before["reconciliation"], False, ERROR, 2)
     assert_outcome(r["unknown_dimension_keys"], False, WARN, 2)
     assert meta(r["unknown_dimension_keys"], "unknown_film_key") == 1
     assert meta(r["unknown_dimension_keys"], "unknown_customer_key") == 1
-    assert_outcome(r["volume"], False, ERROR, 1)  # a staged day without loaded rows is an ERROR
-    assert meta(r["volume"], "days_without_rows") == 1
+    assert_outcome(before["volume"], False, ERROR, 1)  # a staged day without loaded rows is an ERROR
+    assert meta(before["volume"], "days_without_rows") == 1
+    assert_outcome(r["volume"], True, WARN, 0)
 
 
 def test_volume_outlier_is_a_warning(wh):
     for n in range(1, 8):  # seven previous days of 10 rentals
         add_rentals(wh, W - timedelta(n), 10, 800000 + 100 * n)
     add_rentals(wh, W, 30, 800900)  # 3x the median: fine
-    r = fact_checks(wh, "fact_rental", WINDOW, 30, {W: 30})
+    r = fact_checks(wh, "fact_rental", WINDOW, {W: 30})[W]
     assert_outcome(by_name(r)["volume"], True, WARN, 0)
     add_rentals(wh, W, 20, 800950)  # 50 rows = 5x the median of the previous 28 days
-    volume = by_name(fact_checks(wh, "fact_rental", WINDOW, 50, {W: 50}))["volume"]
+    volume = by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 50})[W])["volume"]
     assert_outcome(volume, False, WARN, 1)
     assert meta(volume, "samples") == [{"day": str(W), "rows": 50, "median_28d": 10}]
 
@@ -412,17 +418,17 @@ def test_fact_payment_checks(wh):
     add_payment(wh, 800001, ts("2022-10-10 12:00"), "2.99", 800001)
     add_payment(wh, 800002, ts("2022-10-10 13:00"), "1.01", 800001)
     add_payment(wh, 800003, datetime.now(UTC) - timedelta(hours=1), "1.00")  # today: fresh
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, 2, {W: 2}, Decimal("4.00")))
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 2}, {W: Decimal("4.00")})[W])
     assert set(r) == {s.name for s in warehouse_check_specs("fact_payment")}
     for name, x in r.items():
         assert_outcome(x, True, ERROR if name in ("reconciliation", "unknown_after_rental_loaded") else WARN, 0)
     # One cent off is a reconciliation failure even with the right row count.
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, 2, {W: 2}, Decimal("4.01")))
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 2}, {W: Decimal("4.01")})[W])
     assert_outcome(r["reconciliation"], False, ERROR, 1)
     # A payment still on unknown keys although its rental is loaded; the newest payment is old.
     add_payment(wh, 800004, ts("2022-10-10 14:00"), "3.00", 800001, film_key=-1)
     execute(wh, "DELETE FROM dw.fact_payment WHERE payment_id = 800003")
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, 3, {W: 3}, Decimal("7.00")))
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 3}, {W: Decimal("7.00")})[W])
     assert_outcome(r["reconciliation"], True, ERROR, 0)
     assert_outcome(r["unknown_after_rental_loaded"], False, ERROR, 1)
     assert meta(r["unknown_after_rental_loaded"], "samples")[0]["payment_id"] == 800004
@@ -431,7 +437,7 @@ def test_fact_payment_checks(wh):
     assert meta(r["freshness"], "newest_day") == "2022-10-10"
     # A payment whose rental is not loaded may keep unknown keys (it is completed later).
     execute(wh, "UPDATE dw.fact_payment SET rental_id = 899999 WHERE payment_id = 800004")
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, 3, {W: 3}, Decimal("7.00")))
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 3}, {W: Decimal("7.00")})[W])
     assert r["unknown_after_rental_loaded"].passed and not r["unknown_dimension_keys"].passed
 
 
@@ -480,7 +486,8 @@ def run_rules(wh: WarehouseResource, window: Window) -> dict[str, tuple[bool, fl
     run's range tags): {"asset:name": (passed, value, severity)}."""
     checks = load_sql_checks()
     result = materialize(
-        [AssetSpec("fact_payment"), AssetSpec("fact_rental"), *checks],
+        [AssetSpec("fact_payment", partitions_def=daily_partitions), AssetSpec("fact_rental", partitions_def=daily_partitions),
+         *checks],
         selection=AssetSelection.all_asset_checks(),
         resources={"warehouse": wh},
         tags={RANGE_START_TAG: window.first_day.isoformat(), RANGE_END_TAG: window.last_day.isoformat()},
@@ -524,17 +531,12 @@ def test_yaml_rules_pass_and_fail(wh):
     assert not empty["fact_payment:table_not_empty"][0] and not empty["fact_rental:table_not_empty"][0]
 
 
-def test_parse_expectation_and_run_window():
+def test_parse_expectation_and_window_params():
     assert parse_expectation("== 0") == ("==", 0.0)
     assert parse_expectation(" >= 2.5 ") == (">=", 2.5)
     for bad in ("=> 0", "0", "== zero", ""):
         with pytest.raises(RuleError):
             parse_expectation(bad)
-    assert run_window({RANGE_START_TAG: "2022-10-01", RANGE_END_TAG: "2022-10-03"}) == Window(
-        date(2022, 10, 1), date(2022, 10, 3))
-    assert run_window({"dagster/partition": "2022-10-02"}) == Window(date(2022, 10, 2), date(2022, 10, 2))
-    whole = run_window({})
-    assert whole.first_day == date(2022, 1, 1) and whole.last_day > date.today()
     params = Window(date(2022, 10, 1), date(2022, 10, 3)).params
     assert params["window_start"] == ts("2022-10-01 00:00") and params["window_end"] == ts("2022-10-04 00:00")
 
@@ -562,19 +564,18 @@ def test_malformed_rule_raises_rule_error(tmp_path, rules, message):
 # ============================================================================ automation gate
 
 
-def test_marts_automation_waits_for_upstream_blocking_checks():
-    """Evaluate the marts' automation condition on the real asset graph: a mart partition whose
-    upstream fact's latest blocking check failed is not requested; a healthy one is, a failing
-    WARN check does not hold it, and a passing re-evaluation releases the gate.
-
-    The checks are not partitioned: the gate follows each check's latest evaluation against the
-    fact's latest materialization."""
-    from dvd_platform.assets.marts import MART_COMMON
+def test_marts_automation_follows_any_day_gated_on_that_days_checks():
+    """Evaluate the marts' automation condition on the real asset graph, long after the days in
+    question (so no day is the latest): a day whose facts landed healthy is requested; a day whose
+    fact failed a blocking check *for that day* is held, and only that day; a WARN check failing
+    does not hold; a passing re-evaluation of that day releases it."""
+    from dvd_platform.automation import follows_checked_deps
+    from dvd_platform.checks.results import latest_materializations
     from dvd_platform.definitions import defs
 
     graph = defs.resolve_asset_graph()
     mart = AssetKey("mart_daily_revenue")
-    assert graph.get(mart).automation_condition == MART_COMMON["automation_condition"]
+    assert graph.get(mart).automation_condition == follows_checked_deps()
     deps = sorted(graph.get(mart).parent_keys)
     assert [d.to_user_string() for d in deps] == ["dim_store", "fact_payment", "fact_rental"]
     blocking = {d: [c for c in graph.get(d).check_keys if graph.get(c).blocking] for d in deps}
@@ -587,34 +588,39 @@ def test_marts_automation_waits_for_upstream_blocking_checks():
     def land(day: str, failing=(), assets=deps):
         for key in assets:
             instance.report_runless_asset_event(AssetMaterialization(asset_key=key, partition=day))
-        time.sleep(0.01)  # the evaluations come after the materializations they check
         for key in assets:
+            target = latest_materializations(instance, key, [day])[day]
+            run_id = str(uuid.uuid4())  # each landing's evaluations as one run's (one per check and day)
             for check_key in blocking[key] + ([volume] if key == volume.asset_key else []):
-                instance.report_runless_asset_event(AssetCheckEvaluation(
-                    asset_key=key, check_name=check_key.name, passed=check_key not in failing,
-                    severity=ERROR if check_key in blocking[key] else WARN, metadata={}))
+                evaluation = AssetCheckEvaluation(
+                    asset_key=key, check_name=check_key.name, passed=check_key not in failing, partition=day,
+                    severity=ERROR if check_key in blocking[key] else WARN, metadata={},
+                    blocking=check_key in blocking[key], target_materialization_data=target)
+                instance.report_dagster_event(DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, "land",
+                                                           event_specific_data=evaluation), run_id=run_id)
 
     cursor = None
 
-    def tick(day_after: str) -> set:
+    def tick() -> set:
         nonlocal cursor
-        # The daily partitions' latest window is the day before the evaluation time.
         result = evaluate_automation_conditions(
             defs=defs, instance=instance, asset_selection=AssetSelection.assets(mart),
-            evaluation_time=datetime.fromisoformat(day_after).replace(hour=1, tzinfo=UTC), cursor=cursor)
+            evaluation_time=datetime(2022, 11, 20, 1, tzinfo=UTC), cursor=cursor)
         cursor = result.cursor
         return set(result.get_requested_partitions(mart))
 
-    assert tick("2022-10-03") == set()  # nothing upstream yet
+    assert tick() == set()  # nothing upstream yet
     land("2022-10-02", failing={volume})  # healthy (a WARN check failing does not block)
-    assert tick("2022-10-03") == {"2022-10-02"}
-    land("2022-10-03", failing={reconciliation})  # the fact's blocking check failed
-    assert tick("2022-10-04") == set()
-    assert tick("2022-10-04") == set()  # and stays held
+    assert tick() == {"2022-10-02"}
+    land("2022-10-03", failing={reconciliation})  # that day's fact failed a blocking check
+    assert tick() == set()
+    land("2022-10-05")  # another day lands healthy while 10-03 is held: it alone is requested
+    assert tick() == {"2022-10-05"}
+    assert tick() == set()  # 10-03 stays held
     land("2022-10-03", failing={reconciliation}, assets=[AssetKey("fact_rental")])  # a re-run, still failing
-    assert tick("2022-10-04") == set()
+    assert tick() == set()
     land("2022-10-03", assets=[AssetKey("fact_rental")])  # the same re-run, the check passes now
-    assert tick("2022-10-04") == {"2022-10-03"}
+    assert tick() == {"2022-10-03"}
 
 
 # ============================================================================ end to end
