@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -20,6 +21,7 @@ from dagster import (
     AssetKey,
     DagsterInstance,
     MetadataValue,
+    Output,
     PartitionsDefinition,
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
@@ -65,13 +67,17 @@ def evaluations(context: AssetExecutionContext, per_partition: Mapping[str, Iter
     key = asset_key or context.asset_key
     blocking = {s.name: s.blocking for s in context.assets_def.check_specs if s.asset_key == key}
     targets = latest_materializations(context.instance, key, list(per_partition))
+    reported: set[str] = set()
     for partition, results in per_partition.items():
         for r in results:
+            reported.add(r.check_name)
             yield AssetCheckEvaluation(
                 asset_key=key, check_name=r.check_name, passed=r.passed, metadata=r.metadata,
                 target_materialization_data=targets.get(partition), severity=r.severity,
                 blocking=blocking[r.check_name], partition=partition,
             )
+    for name in sorted(reported):  # each check's output, once, as Dagster yields it for an AssetCheckResult
+        yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(AssetCheckKey(key, name)))
 
 
 def latest_materializations(instance: DagsterInstance, key: AssetKey, partitions: list[str]
