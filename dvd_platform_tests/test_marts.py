@@ -56,7 +56,7 @@ def test_a_range_with_one_bad_day_loads_the_other_days(sample_loaded, s3, settin
         cur.execute("SELECT date, sum(revenue) FROM dw.mart_daily_revenue WHERE date BETWEEN %s AND %s GROUP BY 1 ORDER BY 1",
                     (DAYS[0], DAYS[-1]))
         assert cur.fetchall() == [(d, Decimal(f"{DAYS.index(d) + 1}.25")) for d in good]
-        cur.execute("SELECT sum(revenue) FROM dw.mart_category_monthly WHERE month = '2023-01-01'")
+        cur.execute("SELECT round(sum(revenue), 2) FROM dw.mart_category_monthly WHERE month = '2023-01-01'")
         assert cur.fetchone()[0] == sum(Decimal(f"{DAYS.index(d) + 1}.25") for d in good)
     fk_runs = _check_evaluations(dagster_instance, runs, "fact_rental", "reconciliation")
     assert fk_runs == {d.isoformat(): True for d in good}  # the bad day never reached the facts
