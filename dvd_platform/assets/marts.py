@@ -5,7 +5,8 @@ from dagster import AssetExecutionContext, AutomationCondition, MaterializeResul
 from dvd_platform.checks.warehouse import mart_check, warehouse_check_specs
 from dvd_platform.assets.warehouse import bridge_film_category, dim_film, dim_store, fact_payment, fact_rental
 from dvd_platform.partitions import daily_partitions, single_run, window_days
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.warehouse.window import Window
 
 MART_COMMON = dict(
     partitions_def=daily_partitions,

@@ -20,8 +20,9 @@ from dagster import (
 )
 
 from dvd_platform.partitions import daily_partitions
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.warehouse.window import Window
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

@@ -10,7 +10,8 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 from psycopg2 import sql
 
 from dvd_platform.checks.results import result, spec
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.warehouse.window import Window
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
 
