@@ -59,7 +59,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -73,12 +73,13 @@ from pyspark.sql import functions as F
 
 from dvd_platform.io_managers.postgres import LOAD_SPECS
 from dvd_platform.resources.spark import SparkResource
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.seed.generator import GeneratedSource
 from dvd_platform.stack import Stack
 from dvd_platform.transforms.staging import SourceFile, stage_table
 from dvd_platform.transforms.warehouse import payment_rows
 from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe, csv_lines
+from dvd_platform.warehouse.window import Window
 
 from common import host_info, load_average, log, results_file, write_results
 
@@ -292,10 +293,8 @@ def platform_load(bench: Bench, swap_whole_months: bool = SPEC.swap_whole_months
         raise RuntimeError(f"dw.fact_payment already holds {already} rows in {WINDOW}: the platform path would "
                            "replace them; point DVD_PG_DSN at a scratch warehouse (or unset it)")
     started = perf_counter()
-    result = bench.warehouse.load(ASSET, bench.df, list(SPEC.stage_columns), WINDOW,
-                                  run_id=f"load-benchmark-{uuid.uuid4().hex[:8]}",
-                                  partition_parent=SPEC.partition_parent, time_column=SPEC.time_column,
-                                  swap_whole_months=swap_whole_months)
+    result = bench.warehouse.load(ASSET, replace(SPEC, swap_whole_months=swap_whole_months), bench.df, WINDOW,
+                                  run_id=f"load-benchmark-{uuid.uuid4().hex[:8]}")
     seconds = perf_counter() - started
     if (result.rows_staged, result.rows_loaded) != (bench.rows, bench.rows):
         raise RuntimeError(f"platform load staged {result.rows_staged} and loaded {result.rows_loaded} rows, "

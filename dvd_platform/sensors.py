@@ -30,6 +30,7 @@ from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import MANIFEST_PREFIX
+from dvd_platform.warehouse import audit
 
 #: S3 LastModified has 1 s resolution and clocks drift: look back this far and dedupe by ETag.
 LOOKBACK = timedelta(minutes=5)
@@ -128,18 +129,4 @@ def audit_failed_runs(context: RunFailureSensorContext, warehouse: WarehouseReso
     end = tags.get(RANGE_END_TAG) or start
     failed_steps = [e.step_key for e in context.get_step_failure_events()]
     error = context.failure_event.message or "run failed"
-    conn = warehouse.connect()
-    try:
-        with conn.cursor() as cur:
-            for step in failed_steps or ["(run)"]:
-                cur.execute(
-                    """INSERT INTO dw_audit.load_log (run_id, asset, partition_start, partition_end, started_at,
-                           finished_at, status, error)
-                       SELECT %s, %s, %s, %s, now(), now(), 'failure', %s
-                        WHERE NOT EXISTS (SELECT 1 FROM dw_audit.load_log
-                                           WHERE run_id = %s AND asset = %s AND status = 'failure')""",
-                    (run.run_id, step, start, end, error[:4000], run.run_id, step),
-                )
-        conn.commit()
-    finally:
-        conn.close()
+    audit.record_failed_run(warehouse.connect, run.run_id, failed_steps or ["(run)"], start, end, error)

@@ -17,9 +17,9 @@ from typing import Callable
 import psycopg2
 import pytest
 
-from dvd_platform.resources.warehouse import Window
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.seed.tables import TABLES as TABLES_SPEC
+from dvd_platform.warehouse.window import Window
 from dvd_platform_tests.crafted import drop, redrop_table
 
 FACTS = ("fact_rental", "fact_payment")
@@ -286,28 +286,87 @@ def _statements(path) -> list[str]:
     return [" ".join(s.split()) for s in text.split(";") if s.strip()]
 
 
-def test_every_load_touching_fact_payment_locks_it_before_its_snapshot():
+def test_every_load_touching_fact_payment_declares_its_lock_and_no_load_sql_takes_one():
     """A month swap drops the old partition's rows, which SERIALIZABLE cannot see: a load that writes
     fact_payment must be locked out by it (ROW EXCLUSIVE), and a load that reads it must not take its
-    snapshot before a swap commits (ACCESS SHARE), each as its first statement. A new load SQL file
-    that touches fact_payment without the lock fails here."""
+    snapshot before a swap commits (ACCESS SHARE). Each load's spec declares its lock and the loader
+    takes it (test below); the SQL files take none. A new load SQL file that touches fact_payment
+    without its spec declaring the lock fails here."""
     import re
 
-    from dvd_platform.resources.warehouse import LOAD_SQL_DIR
+    from dvd_platform.io_managers.postgres import LOAD_SPECS
+    from dvd_platform.warehouse.loader import LOAD_SQL_DIR, SQL_LOAD_SPECS
+    from dvd_platform.warehouse.locks import READS_FACT_PAYMENT, WRITES_FACT_PAYMENT
 
+    specs = {**LOAD_SPECS, **SQL_LOAD_SPECS}
     touching = {}
     for path in sorted(LOAD_SQL_DIR.glob("*.sql")):
         statements = _statements(path)
+        assert not [s for s in statements if re.search(r"\bLOCK\s+TABLE\b", s, re.IGNORECASE)], path.name
+        assert path.stem in specs, f"{path.name} has no LoadSpec"
         if not any("dw.fact_payment" in s for s in statements) and path.stem != "fact_payment":
+            assert specs[path.stem].locks == (), path.stem
             continue
-        writes = path.stem == "fact_payment" or any(
+        touching[path.stem] = path.stem == "fact_payment" or any(
             re.match(r"(WITH \w+ AS \(\s*)?(UPDATE|INSERT INTO|DELETE FROM) dw\.fact_payment\b", s) for s in statements)
-        touching[path.stem] = (statements[0], writes)
     assert set(touching) == {"fact_payment", "fact_rental", "dim_customer", "dim_film", "dim_staff", "dim_store",
                              "mart_daily_revenue", "mart_category_monthly"}
-    for name, (first, writes) in touching.items():
-        mode = "ROW EXCLUSIVE" if writes else "ACCESS SHARE"
-        assert first == f"LOCK TABLE dw.fact_payment IN {mode} MODE", (name, first)
+    for name, writes in touching.items():
+        assert specs[name].locks == (WRITES_FACT_PAYMENT if writes else READS_FACT_PAYMENT,), name
+
+
+def test_the_loader_takes_the_locks_first_in_every_attempt_and_a_swap_takes_the_swap_lock():
+    """The locks are the first statements of each attempt of the load's transaction (before its snapshot);
+    a window with a whole month to swap takes SHARE ROW EXCLUSIVE instead of the writers' lock."""
+    from psycopg2 import errors
+
+    from dvd_platform.io_managers.postgres import LOAD_SPECS
+    from dvd_platform.warehouse.loader import _transaction
+    from dvd_platform.warehouse.locks import WRITES_FACT_PAYMENT, Lock
+
+    spec = LOAD_SPECS["fact_payment"]
+    swap = Lock("dw.fact_payment", "SHARE ROW EXCLUSIVE")
+    assert spec.transaction_locks(Window(date(2022, 5, 20), date(2022, 7, 3))) == (swap,)
+    assert spec.transaction_locks(Window(date(2022, 6, 2), date(2022, 6, 30))) == (WRITES_FACT_PAYMENT,)
+    assert LOAD_SPECS["fact_rental"].transaction_locks(Window(date(2022, 6, 1), date(2022, 6, 30))) == (
+        WRITES_FACT_PAYMENT,)
+
+    done: list = []
+
+    class Cursor:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, statement, params=None):
+            done.append(statement)
+
+    class Conn:
+        closed = False
+
+        def set_session(self, **_):
+            pass
+
+        def cursor(self):
+            return Cursor()
+
+        def commit(self):
+            done.append("COMMIT")
+
+        def rollback(self):
+            done.append("ROLLBACK")
+
+    def replace(cur) -> int:
+        cur.execute("REPLACE")
+        if done.count("REPLACE") == 1:
+            raise errors.SerializationFailure()
+        return 7
+
+    rows, attempts = _transaction(Conn(), 3, (swap,), replace, lambda cur, n: cur.execute(f"AUDIT {n}"))
+    assert (rows, attempts) == (7, 2)
+    assert done == [swap.statement(), "REPLACE", "ROLLBACK", swap.statement(), "REPLACE", "AUDIT 7", "COMMIT"]
 
 
 def partition_shape(pg, name: str) -> tuple:

@@ -12,7 +12,8 @@ from dvd_platform.automation import follows_checked_days_of_month, follows_check
 from dvd_platform.checks.results import evaluations
 from dvd_platform.checks.warehouse import mart_check, warehouse_check_specs
 from dvd_platform.partitions import daily_partitions, monthly_partitions, single_run, window_days
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.warehouse.window import Window
 
 MART_COMMON = dict(backfill_policy=single_run, group_name="marts", kinds={"postgres"}, owners=["team:analytics"])
 

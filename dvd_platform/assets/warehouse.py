@@ -19,10 +19,11 @@ from dvd_platform.io_managers.postgres import WarehouseLoad
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.transforms import warehouse as T
 from dvd_platform.transforms.schemas import quarantine_schema
 from dvd_platform.warehouse.fixups import report_fixups
+from dvd_platform.warehouse.window import Window
 
 AS_OF = {"history": "as_of"}
 ALL_DAYS = {"history": "all"}

@@ -21,7 +21,8 @@ from dagster import (
 
 from dvd_platform.checks.results import latest_materializations
 from dvd_platform.partitions import daily_partitions, window_days
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.warehouse.window import Window
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

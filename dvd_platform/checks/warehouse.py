@@ -11,7 +11,8 @@ from psycopg2 import sql
 
 from dvd_platform.checks.results import result, spec
 from dvd_platform.partitions import daily_partitions, monthly_partitions
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.warehouse.window import Window
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
 

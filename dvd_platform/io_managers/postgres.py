@@ -14,16 +14,12 @@ from dataclasses import dataclass
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from dvd_platform.partitions import window_days
-from dvd_platform.resources.warehouse import Window, WarehouseResource
+from dvd_platform.resources.warehouse import WarehouseResource
+from dvd_platform.warehouse.loader import LoadSpec
+from dvd_platform.warehouse.locks import WRITES_FACT_PAYMENT
+from dvd_platform.warehouse.window import Window
 
-
-@dataclass(frozen=True)
-class LoadSpec:
-    stage_columns: tuple[tuple[str, str], ...]
-    partition_parent: str | None = None  # monthly partitions ensured before the load
-    time_column: str | None = None  # every staged row must fall inside the window
-    swap_whole_months: bool = False  # whole months replaced by partition swap (sql/008_swap_partitions.sql)
+__all__ = ["LOAD_SPECS", "LoadSpec", "PostgresWarehouseIOManager", "WarehouseLoad"]
 
 
 @dataclass
@@ -39,27 +35,32 @@ def _cols(spec: str) -> tuple[tuple[str, str], ...]:
 
 
 SCD2_TAIL = "valid_from timestamptz, version_day date"
+# Every load that writes dw.fact_payment declares WRITES_FACT_PAYMENT (the dimensions re-bind its keys,
+# the rentals complete its late payments): a month swap of it must not overlap them (warehouse/locks.py).
 LOAD_SPECS: dict[str, LoadSpec] = {
     "dim_customer": LoadSpec(_cols(
         "customer_key bigint, customer_id int, first_name text, last_name text, email text, address text, "
         "district text, city text, country text, postal_code text, phone text, store_id int, active boolean, "
-        f"create_date date, {SCD2_TAIL}")),
+        f"create_date date, {SCD2_TAIL}"), locks=(WRITES_FACT_PAYMENT,)),
     "dim_film": LoadSpec(_cols(
         "film_key bigint, film_id int, title text, description text, release_year int, language text, "
         "categories text[], rating text, length int, rental_duration int, rental_rate numeric(4,2), "
-        f"replacement_cost numeric(5,2), special_features text[], {SCD2_TAIL}")),
+        f"replacement_cost numeric(5,2), special_features text[], {SCD2_TAIL}"), locks=(WRITES_FACT_PAYMENT,)),
     "bridge_film_category": LoadSpec(_cols("film_id int, category text")),
     "dim_store": LoadSpec(_cols(
-        "store_key bigint, store_id int, manager_staff_id int, manager_name text, address text, city text, country text")),
+        "store_key bigint, store_id int, manager_staff_id int, manager_name text, address text, city text, country text"),
+        locks=(WRITES_FACT_PAYMENT,)),
     "dim_staff": LoadSpec(_cols(
         "staff_key bigint, staff_id int, first_name text, last_name text, email text, store_id int, active boolean, "
-        "username text")),
+        "username text"), locks=(WRITES_FACT_PAYMENT,)),
     "fact_rental": LoadSpec(_cols(
         "rental_id int, rental_ts timestamptz, return_ts timestamptz, inventory_id int, customer_id int, staff_id int, "
-        "film_id int, store_id int"), partition_parent="dw.fact_rental", time_column="rental_ts"),
+        "film_id int, store_id int"), partition_parent="dw.fact_rental", time_column="rental_ts",
+        locks=(WRITES_FACT_PAYMENT,)),
     "fact_payment": LoadSpec(_cols(
         "payment_id int, payment_ts timestamptz, customer_id int, staff_id int, rental_id int, amount numeric(7,2)"),
-        partition_parent="dw.fact_payment", time_column="payment_ts", swap_whole_months=True),
+        partition_parent="dw.fact_payment", time_column="payment_ts", swap_whole_months=True,
+        locks=(WRITES_FACT_PAYMENT,)),
 }
 
 
@@ -69,13 +70,8 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: WarehouseLoad) -> None:
         asset = context.asset_key.path[-1]
         spec = LOAD_SPECS[asset]
-        days = window_days(context.asset_partitions_time_window)
-        window = Window(days[0], days[-1])
-        result = self.warehouse.load(
-            asset, obj.df, list(spec.stage_columns), window, context.run_id,
-            rows_quarantined=obj.rows_quarantined, partition_parent=spec.partition_parent,
-            time_column=spec.time_column, swap_whole_months=spec.swap_whole_months,
-        )
+        window = Window.of(context.asset_partitions_time_window)
+        result = self.warehouse.load(asset, spec, obj.df, window, context.run_id, obj.rows_quarantined)
         context.add_output_metadata({
             "table": f"dw.{asset}",
             "rows_staged": result.rows_staged,

@@ -134,55 +134,68 @@ def apply_migrations(
             locked = True
             # Under the lock, so two first-time runners do not race on CREATE TABLE.
             cur.execute(_CREATE_LEDGER)
-            cur.execute("SELECT version, name, checksum FROM dw_audit.schema_migrations")
-            applied = {version: (name, checksum) for version, name, checksum in cur.fetchall()}
-
-        pending: list[Migration] = []
-        for migration in migrations:
-            if migration.version not in applied:
-                pending.append(migration)
-                continue
-            name, checksum = applied[migration.version]
-            if checksum != migration.checksum:
-                raise MigrationError(
-                    f"{migration.path}: migration {migration.version} was applied as {name} with checksum "
-                    f"{checksum} but the file's sha256 is now {migration.checksum}; applied migrations must "
-                    "not be edited: revert the file and add a new migration instead"
-                )
-        unknown = sorted(set(applied) - {m.version for m in migrations})
-        if unknown:
-            log.warning("database has migrations with no file in %s: %s (older code?)", sql_dir, ", ".join(unknown))
-
-        done: list[str] = []
+            pending = _pending(cur, migrations, sql_dir)
         conn.autocommit = False
         for migration in pending:
-            try:
-                with conn.cursor() as cur:
-                    # No parameters: psycopg2 leaves '%' in the SQL alone (format('%I') etc.).
-                    cur.execute(migration.sql)
-                    cur.execute(
-                        "INSERT INTO dw_audit.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
-                conn.commit()
-            except psycopg2.Error as exc:
-                conn.rollback()
-                raise MigrationError(f"{migration.path}: migration failed and was rolled back: {exc}".rstrip()) from exc
-            log.info("applied migration %s", migration.name)
-            done.append(migration.version)
-        return done
+            _apply(conn, migration)
+        return [migration.version for migration in pending]
     finally:
-        if not conn.closed:
-            try:
-                if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-                    conn.rollback()
-                if locked:
-                    conn.autocommit = True
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
-                conn.autocommit = saved_autocommit
-            except psycopg2.Error:
-                log.warning("could not release the migration lock cleanly", exc_info=True)
-            finally:
-                if own_conn:
-                    conn.close()
+        _release(conn, locked, saved_autocommit, own_conn)
+
+
+def _pending(cur, migrations: list[Migration], sql_dir: Traversable) -> list[Migration]:
+    """The migrations not applied yet, after checking that the applied ones were not edited since."""
+    cur.execute("SELECT version, name, checksum FROM dw_audit.schema_migrations")
+    applied = {version: (name, checksum) for version, name, checksum in cur.fetchall()}
+    pending: list[Migration] = []
+    for migration in migrations:
+        if migration.version not in applied:
+            pending.append(migration)
+            continue
+        name, checksum = applied[migration.version]
+        if checksum != migration.checksum:
+            raise MigrationError(
+                f"{migration.path}: migration {migration.version} was applied as {name} with checksum "
+                f"{checksum} but the file's sha256 is now {migration.checksum}; applied migrations must "
+                "not be edited: revert the file and add a new migration instead"
+            )
+    unknown = sorted(set(applied) - {m.version for m in migrations})
+    if unknown:
+        log.warning("database has migrations with no file in %s: %s (older code?)", sql_dir, ", ".join(unknown))
+    return pending
+
+
+def _apply(conn, migration: Migration) -> None:
+    """Apply one migration and record it, in one transaction (rolled back if its SQL fails)."""
+    try:
+        with conn.cursor() as cur:
+            # No parameters: psycopg2 leaves '%' in the SQL alone (format('%I') etc.).
+            cur.execute(migration.sql)
+            cur.execute(
+                "INSERT INTO dw_audit.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+        conn.commit()
+    except psycopg2.Error as exc:
+        conn.rollback()
+        raise MigrationError(f"{migration.path}: migration failed and was rolled back: {exc}".rstrip()) from exc
+    log.info("applied migration %s", migration.name)
+
+
+def _release(conn, locked: bool, saved_autocommit: bool, own_conn: bool) -> None:
+    """Roll back what is open, release the advisory lock, restore autocommit; close a connection we opened."""
+    if conn.closed:
+        return
+    try:
+        if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            conn.rollback()
+        if locked:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        conn.autocommit = saved_autocommit
+    except psycopg2.Error:
+        log.warning("could not release the migration lock cleanly", exc_info=True)
+    finally:
+        if own_conn:
+            conn.close()

@@ -5,8 +5,6 @@
 --   3. rebuild valid_to / is_current along each affected customer's version chain;
 --   4. re-bind the facts of the affected customers to the version valid at their event time.
 -- Foreign keys from the facts are DEFERRABLE, so steps 1-4 are checked together at commit.
--- Taken before the snapshot: a month swap of fact_payment must not overlap this load (fact_payment.sql).
-LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE;
 
 CREATE TEMP TABLE _affected ON COMMIT DROP AS
 SELECT customer_id FROM {stage}

@@ -1,7 +1,5 @@
 -- SCD2 merge of dim_film; same steps as dim_customer.sql. Payments take their film from
 -- their rental, so they follow the re-bound rentals.
--- Taken before the snapshot: a month swap of fact_payment must not overlap this load (fact_payment.sql).
-LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE;
 
 CREATE TEMP TABLE _affected ON COMMIT DROP AS
 SELECT film_id FROM {stage}

@@ -1,6 +1,4 @@
 -- Type 1: upsert every staff member's latest state (staff_key = staff_id).
--- Taken before the snapshot: a month swap of fact_payment must not overlap this load (fact_payment.sql).
-LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE;
 
 INSERT INTO dw.dim_staff AS d (staff_key, staff_id, first_name, last_name, email, store_id, active, username)
 SELECT staff_key, staff_id, first_name, last_name, email, store_id, active, username FROM {stage}

@@ -1,7 +1,5 @@
 -- Type 1: upsert every store's latest state (store_key = store_id, so facts never need
 -- re-binding except those that met the store before it existed: the unknown member).
--- Taken before the snapshot: a month swap of fact_payment must not overlap this load (fact_payment.sql).
-LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE;
 
 INSERT INTO dw.dim_store AS d (store_key, store_id, manager_staff_id, manager_name, address, city, country)
 SELECT store_key, store_id, manager_staff_id, manager_name, address, city, country FROM {stage}

@@ -7,7 +7,8 @@
 -- Every load that writes dw.fact_payment locks it first, before its snapshot is taken: a
 -- month swap locks out all of them for its whole transaction (SHARE ROW EXCLUSIVE), since it
 -- drops the old partition's rows instead of deleting them, which SERIALIZABLE cannot see.
-LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE;
+-- The loader takes these locks, as each load's spec declares them (LoadSpec.locks; the rule
+-- in dvd_platform/warehouse/locks.py): no load SQL file takes a lock itself.
 
 DELETE FROM {target} WHERE payment_ts >= %(window_start)s AND payment_ts < %(window_end)s;
 

@@ -1,7 +1,5 @@
 -- Replace the window's rentals; bind each to the dimension versions valid at rental time;
 -- complete the late-arriving payments of these rentals. Runs in one SERIALIZABLE transaction.
--- Taken before the snapshot: a month swap of fact_payment must not overlap this load (fact_payment.sql).
-LOCK TABLE dw.fact_payment IN ROW EXCLUSIVE MODE;
 
 DELETE FROM dw.fact_rental WHERE rental_ts >= %(window_start)s AND rental_ts < %(window_end)s;
 

@@ -2,9 +2,6 @@
 -- (recomputed whole). A rental counts once in each category of its film; a payment's
 -- revenue is split by the bridge weights, so the categories add up to total revenue.
 -- Films without a category (and payments whose rental is not loaded yet) go to 'Unknown'.
--- Before the snapshot: a payment month swapped in after it would look empty to this
--- transaction (its rows are all newer), so wait for a swap in progress, or hold it off.
-LOCK TABLE dw.fact_payment IN ACCESS SHARE MODE;
 
 DELETE FROM dw.mart_category_monthly WHERE month >= %(month_start)s::date AND month < %(month_end)s::date;
 

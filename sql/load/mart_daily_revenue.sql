@@ -1,8 +1,5 @@
 -- Revenue, rentals, payments and active customers per day and store, for the window's days.
 -- A rental's store is its inventory's store; a payment's store is its rental's.
--- Before the snapshot: a payment month swapped in after it would look empty to this
--- transaction (its rows are all newer), so wait for a swap in progress, or hold it off.
-LOCK TABLE dw.fact_payment IN ACCESS SHARE MODE;
 
 DELETE FROM dw.mart_daily_revenue WHERE date BETWEEN %(first_day)s AND %(last_day)s;
 
