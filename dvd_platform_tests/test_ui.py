@@ -4,7 +4,8 @@
 session sample (pagila or generated) already loaded by the `sample_loaded` fixture, so stg_rental's upstream days
 exist. The test then clicks through the README's "First steps in the UI": the asset graph,
 stg_rental, Materialize one day, the run until it succeeds, the asset's page (row counts of
-the partition, check results), a 3-day backfill from the partitions dialog until it
+the partition, check results, and one check's result for that day from its per-partition
+view: checks are partitioned by day), a 3-day backfill from the partitions dialog until it
 completes, and the revenue chart report as a picture on its asset page. Screenshots of each
 step land in test-artifacts/ui/ (kept after the run, gitignored).
 
@@ -169,11 +170,12 @@ def _select_partitions(dialog, selection: str) -> None:
     box.press("Enter")
 
 
-def _metadata_value(page, label: str) -> str:
-    """The value cell of one metadata row (the table on an asset partition's page)."""
+def _metadata_value(page, label: str, within=None) -> str:
+    """The value cell of one metadata row (the table on an asset partition's page, or `within` a
+    part of the page such as a check partition's detail pane)."""
     from playwright.sync_api import expect
 
-    row = page.locator("tr").filter(has=page.get_by_text(label, exact=True))
+    row = (within or page).locator("tr").filter(has=page.get_by_text(label, exact=True))
     expect(row).to_have_count(1)
     return row.locator("td").nth(1).inner_text().strip()
 
@@ -235,6 +237,29 @@ def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
         # has rentals never returned), but it must have run.
         expect(result).to_have_text("Succeeded" if spec.blocking else re.compile(r"^(Succeeded|Failed)$"))
     _shot(page, "05-checks")
+
+    # The checks are partitioned by day: one check's results per partition. Its row in the list >
+    # tab Partitions > filter to the day of step 2 > click it: the detail pane of that day.
+    check = "fk_inventory_id"
+    page.locator(f'div[title="{check}"]').first.click()
+    expect(page).to_have_url(re.compile(f"checkDetail={check}"))
+    # The check's own tabs (the asset page above has a "Partitions" tab too).
+    check_tabs = page.get_by_role("tablist").filter(has=page.get_by_role("tab", name="Execution history"))
+    check_tabs.get_by_role("tab", name="Partitions").click()
+    page.get_by_placeholder("Filter by partition…").fill(ONE_DAY.isoformat())
+    expect(page.get_by_text("1 Partitions Selected", exact=True)).to_be_visible()
+    page.locator(f'div[data-tooltip="{ONE_DAY}"]').click()
+    # The pane: the partition key as its heading, the status tag, the latest execution, the run,
+    # the target materialization, then the evaluation's metadata (the innermost div holding all).
+    detail = (page.locator("div").filter(has=page.get_by_text("Latest execution", exact=True))
+              .filter(has=page.get_by_text("Target materialization", exact=True))
+              .filter(has=page.get_by_text("Metadata", exact=True)).last)
+    expect(detail.locator(f'span:has(> div[title="{ONE_DAY}"])')).to_be_visible()
+    expect(detail.get_by_text(re.compile(r"^View all historical executions \(\d+\)$"))).to_be_visible()
+    _shot(page, "05b-check-partition")
+    status = detail.get_by_text(re.compile(r"^(Passed|Failed|Execution failed|Skipped|Running)$")).first
+    assert status.inner_text() == "Passed", f"{check} on {ONE_DAY}: {status.inner_text()} (see 05b-check-partition.png)"
+    assert _metadata_value(page, "offending_rows", within=detail) == "0"
 
     # 5. A 3-day backfill from the partitions dialog, until it completes.
     first, last = BACKFILL
