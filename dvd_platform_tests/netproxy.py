@@ -18,7 +18,8 @@ class Proxy:
         self._thread: threading.Thread | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
-        self.accepted = 0  # connections forwarded so far: how often a client tried
+        self.accepted = 0  # connections forwarded so far
+        self.attempts = 0  # connections accepted, forwarded or not (the target refused): how often a client tried
 
     def up(self) -> None:
         server = socket.create_server(("127.0.0.1", self.port))
@@ -46,6 +47,8 @@ class Proxy:
                 continue
             except OSError:
                 return
+            with self._lock:
+                self.attempts += 1  # counted before the client can see its connection closed
             try:
                 upstream = socket.create_connection(self.target)
             except OSError:
