@@ -51,6 +51,7 @@ class RunSummary:
     success: bool  # Dagster's verdict on the run
     result: ExecuteInProcessResult | None = None  # materialize_range's, whose events tests inspect
     materialized: dict[str, int] = field(default_factory=dict)  # asset -> partitions materialized
+    fixups: dict[str, int] = field(default_factory=dict)  # asset -> partitions another asset's load changed
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)  # "asset:check" -> (passed, severity)
     failed_steps: list[str] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)  # partitions with a failed blocking ERROR check
@@ -63,7 +64,8 @@ class RunSummary:
         for event in events:
             if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
                 name = event.asset_key.to_user_string()
-                summary.materialized[name] = summary.materialized.get(name, 0) + 1
+                counts = summary.fixups if "changed_by" in event.materialization.metadata else summary.materialized
+                counts[name] = counts.get(name, 0) + 1
             elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
                 evaluation = event.event_specific_data
                 name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
@@ -81,8 +83,9 @@ class RunSummary:
         first, combined = runs[0], cls(runs[0].run_id, all(r.success for r in runs), runs[0].result)
         combined.follow_ups = runs[1:]
         for run in runs:
-            for asset, count in run.materialized.items():
-                combined.materialized[asset] = combined.materialized.get(asset, 0) + count
+            for totals, counts in ((combined.materialized, run.materialized), (combined.fixups, run.fixups)):
+                for asset, count in counts.items():
+                    totals[asset] = totals.get(asset, 0) + count
             for name, (passed, severity) in run.checks.items():
                 combined.checks[name] = (combined.checks.get(name, (True, ""))[0] and passed, severity)
             combined.failed_steps += run.failed_steps
@@ -100,6 +103,8 @@ class RunSummary:
     def lines(self) -> list[str]:
         out = [f"  run {run.run_id}" for run in [self, *self.follow_ups]] if self.follow_ups else []
         out += [f"  {asset:32s} {count:5d} partition(s) materialized" for asset, count in sorted(self.materialized.items())]
+        out += [f"  {asset:32s} {count:5d} partition(s) changed by another asset's load (fix-up)"
+                for asset, count in sorted(self.fixups.items())]
         for name, (passed, severity) in sorted(self.checks.items()):
             out.append(f"  check {name:54s} {'passed' if passed else 'FAILED'} ({severity})")
         out += [f"  step {step} FAILED" for step in self.failed_steps]

@@ -265,7 +265,8 @@ def _run_records(home: Path) -> tuple[str, list[int], list[str]]:
         (run,) = instance.get_runs()
         for record in instance.all_logs(run.run_id):
             event = record.dagster_event
-            if event and event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            if event and event.event_type == DagsterEventType.ASSET_MATERIALIZATION and \
+                    event.asset_key.path[-1] == event.step_key:  # a load, not a fix-up it reported for another asset
                 attempts.append(event.event_specific_data.materialization.metadata["transaction_attempts"].value)
             elif event and event.event_type == DagsterEventType.STEP_FAILURE:
                 failures.append(str(event.event_specific_data.error))

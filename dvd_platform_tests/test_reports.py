@@ -37,6 +37,19 @@ def test_chart_draws_one_line_per_store_and_nothing_without_rows():
     assert (np.abs(pixels - orange).max(axis=2) < 0.05).sum() > 200
 
 
+def test_unknown_store_does_not_take_store_1s_colour():
+    """Payments whose rental is not loaded yet sit on store -1: drawn grey and dashed, never in the blue
+    that is store 1's line (otherwise store 1 looks missing whenever such payments exist)."""
+    unknown = [(date(2022, 2, d), -1, Decimal(10 * d)) for d in range(1, 15)]
+    store_1 = [(date(2022, 2, d), 1, Decimal(5 * d)) for d in range(1, 15)]
+    assert _line_pixels(render_revenue_chart(unknown)) == 0
+    assert _line_pixels(render_revenue_chart(unknown + store_1)) > 200
+    pixels = mpimg.imread(io.BytesIO(render_revenue_chart(unknown)), format="png")[:, :, :3]
+    grey = np.array([0x80, 0x80, 0x80]) / 255
+    assert (np.abs(pixels - grey).max(axis=2) < 0.02).sum() > 100
+
+
+
 def test_revenue_chart_asset_reads_the_mart_and_shows_the_png(sample_loaded, pg, defs, dagster_instance):
     from dagster import AssetKey, materialize
 

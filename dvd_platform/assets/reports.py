@@ -56,10 +56,14 @@ def render_revenue_chart(rows: RevenueRows) -> bytes:
     # A Figure that no pyplot state manager knows about: nothing to close, nothing leaks between runs.
     fig = Figure(figsize=(10, 4), dpi=100)
     ax = fig.subplots()
-    for store_id in sorted(series):
+    stores = sorted(s for s in series if s != -1)
+    for store_id in stores + ([-1] if -1 in series else []):
         days, values = series[store_id]
-        label = "unknown store (rental not loaded)" if store_id == -1 else f"store {store_id}"
-        ax.plot(days, values, marker="." if len(days) < 60 else None, label=label)
+        marker = "." if len(days) < 60 else None
+        if store_id == -1:  # grey and dashed: it must not take a store's colour (C0 is always store 1's)
+            ax.plot(days, values, marker=marker, color="grey", linestyle="--", label="unknown store (rental not loaded)")
+        else:
+            ax.plot(days, values, marker=marker, color=f"C{stores.index(store_id)}", label=f"store {store_id}")
     ax.set_title("Revenue per day and store (dw.mart_daily_revenue)")
     ax.set_ylabel("revenue")
     ax.grid(True, alpha=0.3)
