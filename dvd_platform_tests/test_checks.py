@@ -38,7 +38,7 @@ from dvd_platform.checks.staged import _quarantine_check, run_staged_checks, sta
 from dvd_platform.checks.warehouse import fact_checks, mart_check, scd2_check, warehouse_check_specs
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.warehouse import Window, WarehouseResource
-from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform_tests.crafted import drop

@@ -19,7 +19,7 @@ import pytest
 
 from dvd_platform.resources.warehouse import Window
 from dvd_platform.settings import PROJECT_ROOT
-from dvd_platform.seed.tables import TABLES as TABLES_SPEC
+from dvd_platform.contract.tables import TABLES as TABLES_SPEC
 from dvd_platform_tests.crafted import drop, redrop_table
 
 FACTS = ("fact_rental", "fact_payment")

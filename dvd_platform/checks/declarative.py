@@ -21,7 +21,7 @@ from dagster import (
 
 from dvd_platform.partitions import daily_partitions
 from dvd_platform.resources.warehouse import Window, WarehouseResource
-from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
