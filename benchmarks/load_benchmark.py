@@ -74,8 +74,8 @@ from pyspark.sql import functions as F
 from dvd_platform.io_managers.postgres import LOAD_SPECS
 from dvd_platform.resources.spark import SparkResource
 from dvd_platform.resources.warehouse import WarehouseResource
-from dvd_platform.seed.generator import GeneratedSource
-from dvd_platform.stack import Stack
+from dvd_platform.dev.seed.generator import GeneratedSource
+from dvd_platform.dev.stack import Stack
 from dvd_platform.transforms.staging import SourceFile, stage_table
 from dvd_platform.transforms.warehouse import payment_rows
 from dvd_platform.warehouse.copy_in import PART_COLUMN, copy_dataframe, csv_lines

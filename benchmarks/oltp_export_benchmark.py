@@ -31,13 +31,13 @@ from time import perf_counter
 import psycopg2
 
 from dvd_platform.oltp.export import OltpDropSource, utc_midnight, export_query
-from dvd_platform.oltp.sample import load_sample
-from dvd_platform.seed.drops import seed, select_days
-from dvd_platform.seed.generator import GeneratedSource
-from dvd_platform.seed.sources import drop_path
-from dvd_platform.seed.tables import TABLES
-from dvd_platform.stack import Stack
-from dvd_platform.stack.s3 import s3_client
+from dvd_platform.dev.oltp_sample import load_sample
+from dvd_platform.dev.seed.upload import seed, select_days
+from dvd_platform.dev.seed.generator import GeneratedSource
+from dvd_platform.contract.drops import drop_path
+from dvd_platform.contract.tables import TABLES
+from dvd_platform.dev.stack import Stack
+from dvd_platform.resources.s3 import s3_client
 
 from common import host_info, load_average, results_file, write_results
 

@@ -63,7 +63,7 @@ from pathlib import Path
 from common import host_info, load_average, log, write_results
 from scale_benchmark import BenchStack, run_measured, tail, versions
 
-from dvd_platform.cli import DEFAULT_SAMPLE
+from dvd_platform.dev.seed.sources import DEFAULT_SAMPLE
 
 SECTIONS = ("range", "repeat", "one_day")
 MODES = ("classic", "connect")
@@ -82,18 +82,18 @@ COUNTS = ("spark_actions", "spark_jobs", "spark_tasks", "spark_job_seconds", "sq
 def make_source(kind: str, scale: float, days: int | None):
     """A folder of pagila-shaped CSVs, or the generator (``days`` days from its fixed start)."""
     if kind != "generated":
-        from dvd_platform.seed.sources import FolderSource
+        from dvd_platform.dev.seed.sources import FolderSource
 
         return FolderSource(Path(kind))
-    from dvd_platform.seed.generator import DEFAULT_DAYS, GeneratedSource
+    from dvd_platform.dev.seed.generator import DEFAULT_DAYS, GeneratedSource
 
     return GeneratedSource(scale=scale, seed=42, days=days or DEFAULT_DAYS)
 
 
 def seed_bench(bench: BenchStack, source, days: int | None) -> tuple[list[date], dict[str, int]]:
     """Upload the first ``days`` days of ``source`` into the bench's landing bucket (timed apart, not profiled)."""
-    from dvd_platform.seed.drops import seed, select_days
-    from dvd_platform.stack.s3 import s3_client
+    from dvd_platform.dev.seed.upload import seed, select_days
+    from dvd_platform.resources.s3 import s3_client
 
     selected = select_days(source, days=days)
     values = bench.values

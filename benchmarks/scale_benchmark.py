@@ -61,10 +61,10 @@ from typing import Sequence
 
 from common import host_info, load_average, log, results_file, write_results
 
-from dvd_platform.seed.generator import DEFAULT_START
-from dvd_platform.seed.tables import TABLES
-from dvd_platform.stack import Stack
-from dvd_platform.stack.procs import descendants
+from dvd_platform.dev.seed.generator import DEFAULT_START
+from dvd_platform.contract.tables import TABLES
+from dvd_platform.dev.stack import Stack
+from dvd_platform.dev.stack.procs import descendants
 
 START = DEFAULT_START  # fixed, so every run of the suite generates the same bytes
 SEED = 42
@@ -214,7 +214,7 @@ class TimedSource:
     """The generator, timing its ``write_days`` (``seed()`` calls it once, before any upload)."""
 
     def __init__(self, scale: float, days: int):
-        from dvd_platform.seed.generator import GeneratedSource
+        from dvd_platform.dev.seed.generator import GeneratedSource
 
         self.source = GeneratedSource(scale=scale, seed=SEED, start=START, days=days)
         self.description = self.source.description
@@ -243,8 +243,8 @@ def peak_rss_mib() -> float:
 
 def seed_worker(scale: float, days: int) -> int:
     """Child process of :func:`seed_stack`: seed, print JSON (timings, rows, peak RSS) on stdout."""
-    from dvd_platform.seed.drops import seed, select_days
-    from dvd_platform.stack.s3 import s3_client
+    from dvd_platform.dev.seed.upload import seed, select_days
+    from dvd_platform.resources.s3 import s3_client
 
     source = TimedSource(scale, days)
     client = s3_client(os.environ["DVD_S3_ENDPOINT_URL"])
@@ -280,7 +280,7 @@ def step_stages() -> dict[str, str]:
     with warnings.catch_warnings():  # backfill_policy is beta: one warning per asset would bury the progress log
         warnings.simplefilter("ignore", BetaWarning)
         from dvd_platform.definitions import defs
-    from dvd_platform.runner import SOURCE_GROUP
+    from dvd_platform.tags import SOURCE_GROUP
 
     stages = {}
     for assets_def in defs.assets:
@@ -439,11 +439,12 @@ def section_sensor(base: Path, n_objects: int, n_days: int) -> dict:
     from dagster_aws.s3.sensor import get_objects
 
     from dvd_platform.resources.s3 import S3Buckets
-    from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
-    from dvd_platform.seed.drops import manifest_key
+    from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
+    from dvd_platform.contract.drops import manifest_key
     from dvd_platform.sensors import BATCH_ABOVE_DAYS, landing_sensor
     from dvd_platform.settings import DEFAULT_LANDING_BUCKET, LANDING_PREFIX, MANIFEST_PREFIX
-    from dvd_platform.stack.s3 import MotoServer, ensure_buckets, s3_client
+    from dvd_platform.dev.stack.s3 import MotoServer, ensure_buckets
+    from dvd_platform.resources.s3 import s3_client
 
     days = [START + timedelta(n) for n in range(n_days)]
     tables = sorted(TABLES)
@@ -519,7 +520,7 @@ def versions() -> dict[str, str]:
     """The versions the figures depend on (Java and PostgreSQL from their binaries: no server needed)."""
     from importlib.metadata import version
 
-    from dvd_platform.stack.postgres import find_pg_bindir
+    from dvd_platform.dev.stack.postgres import find_pg_bindir
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
     postgres = subprocess.run([str(find_pg_bindir() / "postgres"), "--version"], capture_output=True, text=True)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # First start of the postgres container (docker-entrypoint-initdb.d): the roles and
-# databases that `dvd-platform up` creates locally (dvd_platform/stack/postgres.py).
+# databases that `dvd-platform up` creates locally (dvd_platform/dev/stack/postgres.py).
 # Passwords come from the container environment (deploy/infra.env.template).
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \

@@ -4,39 +4,32 @@
     dvd-platform seed [...]              upload sample daily drops to the landing area
     dvd-platform up [...]                stack up + seed + `dg dev` on 127.0.0.1:3000
     dvd-platform oltp load-sample [...]  a pagila-shaped OLTP database for the oltp_export connector
+    dvd-platform materialize --from --to [--select]   a day range (`dg launch`; runs planned by dvd_platform.runner)
 """
+
+# Thin argparse commands. The development commands (stack, seed, up, oltp load-sample) import
+# dvd_platform.dev inside the command, never at module level, so `materialize` and the code
+# location never load it (dvd_platform_tests/test_import_rules.py).
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
-import signal
-import subprocess
 import sys
 from datetime import date
-from pathlib import Path
 
 from dvd_platform import settings
 
-DEFAULT_SAMPLE = settings.PROJECT_ROOT.parent / "shared" / "datasets" / "pagila"
-
 
 def _source(args: argparse.Namespace):
-    from dvd_platform.seed.sources import FolderSource
+    from dvd_platform.dev.seed.sources import sample_source
 
-    choice = args.source
-    if choice is None:
-        choice = str(DEFAULT_SAMPLE) if DEFAULT_SAMPLE.is_dir() else "generated"
-    if choice == "generated":
-        from dvd_platform.seed.generator import GeneratedSource
-
-        return GeneratedSource(scale=args.scale, seed=args.seed)
-    return FolderSource(Path(choice))
+    return sample_source(args.source, scale=args.scale, seed=args.seed)
 
 
 def _landing_client():
-    from dvd_platform.stack.s3 import s3_client
+    from dvd_platform.resources.s3 import s3_client
 
     return s3_client(os.environ.get("DVD_S3_ENDPOINT_URL") or None)
 
@@ -44,7 +37,7 @@ def _landing_client():
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Where sample rows come from: shared by ``seed``/``up`` and ``oltp load-sample``."""
     parser.add_argument("--source", help="a folder of pagila-shaped CSVs, or 'generated' "
-                        f"(default: {DEFAULT_SAMPLE} when it exists, else generated)")
+                        "(default: ../shared/datasets/pagila beside the project when it exists, else generated)")
     parser.add_argument("--scale", type=float, default=1.0, help="generator scale (1 = about pagila's size)")
     parser.add_argument("--seed", type=int, default=42, help="generator seed")
 
@@ -64,7 +57,7 @@ def add_spark_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from dvd_platform.seed.drops import seed, select_days
+    from dvd_platform.dev.seed.upload import seed, select_days
 
     settings.load_stack_env()
     source = _source(args)
@@ -82,8 +75,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_oltp(args: argparse.Namespace) -> int:
     """Create the OLTP database (DVD_OLTP_DSN's) as the superuser and replay the sample's days into it."""
-    from dvd_platform.oltp.sample import load_sample
-    from dvd_platform.seed.drops import select_days
+    from dvd_platform.dev.oltp_sample import load_sample
+    from dvd_platform.dev.seed.upload import select_days
 
     settings.load_stack_env()
     missing = [key for key in ("DVD_OLTP_DSN", "DVD_PG_ADMIN_DSN") if not os.environ.get(key)]
@@ -96,7 +89,7 @@ def cmd_oltp(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from dvd_platform.stack import Stack
+    from dvd_platform.dev.stack import Stack
 
     stack = Stack(spark_connect=not args.classic_spark)
     if args.action == "up":
@@ -118,109 +111,11 @@ def _redact(dsn: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", dsn)
 
 
-def _dagster_dev_place() -> dict:
-    """``dg dev`` runs in DAGSTER_HOME, where the instance's dagster.yaml is: from the project root
-    it would warn that the template there is not the instance's. The project root goes first on its
-    PYTHONPATH, as the working directory did, so this checkout's code is the code served."""
-    home = Path(os.environ["DAGSTER_HOME"]).resolve()
-    path = os.pathsep.join(p for p in (str(settings.PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {"cwd": home, "env": {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": path}}
-
-
 def cmd_up(args: argparse.Namespace) -> int:
-    """Stack up, seed, then `dg dev` in the foreground; Ctrl-C or SIGTERM stops everything.
+    """Stack up, seed, then `dg dev` in the foreground; Ctrl-C or SIGTERM stops everything (``dvd_platform.dev.up``)."""
+    from dvd_platform.dev.up import run_up
 
-    A stop request never interrupts a step half-way (a half-started stack could leak a
-    server): it is forwarded to the running child (the seeder, `dg dev`) and checked
-    between steps. `dg dev` runs in its own process group (its webserver, daemon, code
-    server and runs inherit it), so whatever it leaves behind is waited for, then ended,
-    before the stack goes down: nothing outlives `up`.
-    """
-    from dvd_platform.stack import Stack
-    from dvd_platform.stack.procs import end_group
-
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    stop_requested = False
-    current: subprocess.Popen | None = None  # the child a stop request is forwarded to
-
-    def on_signal(signum, _frame):
-        nonlocal stop_requested
-        stop_requested = True
-        if current is not None and current.poll() is None:
-            current.send_signal(signal.SIGTERM)  # dg dev then stops its webserver, daemon and code server
-
-    def start(argv: list[str], **kwargs) -> subprocess.Popen:
-        """Popen with stop signals held, so a stop request always finds the child in `current`."""
-        nonlocal current
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        try:
-            current = subprocess.Popen(argv, **kwargs)
-            return current
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # a pending request is delivered here
-
-    def child_setup() -> None:
-        # dg dev ignores SIGINT/SIGTERM when SIGINT is ignored (a background job): reset it.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-        os.setpgid(0, 0)
-
-    def stop_child(child: subprocess.Popen | None) -> None:
-        if child is not None and child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
-    stack = Stack(spark_connect=not args.classic_spark)
-    seeder: subprocess.Popen | None = None
-    dagster: subprocess.Popen | None = None
-    code = 0
-    try:
-        values = stack.up()  # gives the stack's own DAGSTER_HOME the project's dagster.yaml
-        os.environ.update({k: v for k, v in values.items() if k not in os.environ})
-        if not args.no_seed and not stop_requested:
-            seed_argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale),
-                         "--seed", str(args.seed)]
-            for flag, value in (("--source", args.source), ("--days", args.days), ("--from", args.start),
-                                ("--to", args.end), ("--drip", args.drip or None)):
-                if value is not None:
-                    seed_argv += [flag, str(value)]
-            seeder = start(seed_argv)
-            if not args.drip:  # with --drip it keeps uploading while the UI runs
-                if seeder.wait() != 0 and not stop_requested:
-                    raise RuntimeError(f"seeding failed (exit code {seeder.returncode}); the stack is stopped")
-        if not stop_requested:
-            print(f"\nDagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and the stack)\n"
-                  "  First: Assets > type +key:stg_rental in the selection box > Materialize all > pick a range "
-                  "that starts on the first seeded day > Launch (a range is one run).\n"
-                  "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
-                  flush=True)
-            # `dg dev` with the design card's workspace.yaml: it serves the same code location as [tool.dg].
-            dagster = start(
-                [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(args.port),
-                 "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
-                **_dagster_dev_place(), preexec_fn=child_setup,
-            )
-            code = dagster.wait()
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below always runs to its end
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            stop_child(dagster)
-            if dagster is not None:
-                # dagster dev's code server exits a moment after it: give its leftovers time, then end them.
-                end_group(dagster.pid, ((None, 15.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)))
-            stop_child(seeder)
-            stack.down()
-            print("stopped: dagster, stack", flush=True)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+    return run_up(args)
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:

@@ -33,14 +33,7 @@ from dagster import (
 )
 
 from dvd_platform.partitions import monthly_partitions
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-SOURCE_GROUP = "source"
-DEFINITIONS_MODULE = "dvd_platform.definitions"
-#: Every asset from landing on: the ``source`` group (the OLTP export, off by default) runs only when
-#: selected, so a default run never replaces file drops.
-DEFAULT_SELECTION = f"not group:{SOURCE_GROUP}"
+from dvd_platform.tags import DEFAULT_SELECTION, DEFINITIONS_MODULE, RANGE_END_TAG, RANGE_START_TAG
 
 
 @dataclass

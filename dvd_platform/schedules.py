@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from dvd_platform.jobs import daily_pipeline
 from dvd_platform.resources.s3 import S3Buckets
-from dvd_platform.seed.drops import manifest_key
+from dvd_platform.contract.drops import manifest_key
 
 #: The last asset of the daily pipeline: a day is loaded when its payments are.
 LOADED_MARKER = AssetKey("fact_payment")

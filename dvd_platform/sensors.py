@@ -28,7 +28,7 @@ from dagster_aws.s3.sensor import get_objects
 from dvd_platform.jobs import daily_pipeline
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.resources.warehouse import WarehouseResource
-from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import MANIFEST_PREFIX
 from dvd_platform.warehouse import audit
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dvd_platform.stack import Stack
+from dvd_platform.dev.stack import Stack
 
 # Tests that may skip under CI=true, each with the reason it may (none today). Any other skip fails
 # the run there: a skipped test proves nothing, and a fresh clone must run the whole suite.
@@ -68,7 +68,7 @@ def settings_env(stack) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3(settings_env):
-    from dvd_platform.stack.s3 import s3_client
+    from dvd_platform.resources.s3 import s3_client
 
     return s3_client(settings_env["DVD_S3_ENDPOINT_URL"])
 
@@ -84,8 +84,8 @@ def sample_dir(state_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def sample_landing(settings_env, s3, sample_dir):
     """The whole sample seeded into the session's landing bucket (once per session)."""
-    from dvd_platform.seed.drops import seed, select_days
-    from dvd_platform.seed.sources import FolderSource
+    from dvd_platform.dev.seed.upload import seed, select_days
+    from dvd_platform.dev.seed.sources import FolderSource
 
     source = FolderSource(sample_dir)
     days = select_days(source)

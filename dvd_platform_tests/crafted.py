@@ -10,10 +10,11 @@ from datetime import date
 from pathlib import Path
 from typing import Callable, Sequence
 
-from dvd_platform.seed import csvio
-from dvd_platform.seed.drops import MANIFEST_FORMAT, manifest_bytes, manifest_key, object_key, seed
-from dvd_platform.seed.sources import open_drop
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.dev.seed import csvio
+from dvd_platform.contract.drops import MANIFEST_FORMAT, manifest_bytes, manifest_key, object_key
+from dvd_platform.dev.seed.upload import seed
+from dvd_platform.dev.seed.sources import open_drop
+from dvd_platform.contract.tables import TABLES
 
 
 class CraftedSource:

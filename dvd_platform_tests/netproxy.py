@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from dvd_platform.stack.procs import free_port
+from dvd_platform.dev.stack.procs import free_port
 
 
 class Proxy:

@@ -23,9 +23,9 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
-from dvd_platform.seed.generator import GeneratedSource
-from dvd_platform.seed.sources import drop_path
-from dvd_platform.seed.tables import EVENT_TABLES, TABLES
+from dvd_platform.dev.seed.generator import GeneratedSource
+from dvd_platform.contract.drops import drop_path
+from dvd_platform.contract.tables import EVENT_TABLES, TABLES
 
 PAGILA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pagila"
 KINDS = ("auto", "pagila", "generated")

@@ -18,8 +18,8 @@ import pytest
 from dagster import DagsterEventType
 
 from dvd_platform.resources.lake import LakeResource
-from dvd_platform.seed.drops import manifest_key, object_key
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.drops import manifest_key, object_key
+from dvd_platform.contract.tables import TABLES
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
 from dvd_platform.transforms.staging import NOT_UTF8, UNBALANCED_QUOTES
 from dvd_platform_tests.crafted import drop_bytes

@@ -40,7 +40,7 @@ from dvd_platform.checks.warehouse import fact_checks, mart_check, scd2_check, w
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.partitions import daily_partitions
-from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform.warehouse.window import Window

@@ -77,7 +77,7 @@ def _wait_for(expected: tuple[dict, dict], dsn_of, proc, log: Path, seconds: flo
 
 
 def test_daemon_fills_the_marts_for_historical_days_and_follows_a_redrop(state_dir: Path):
-    from dvd_platform.stack.procs import free_port
+    from dvd_platform.dev.stack.procs import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}

@@ -13,7 +13,7 @@ from dagster import BetaWarning, PreviewWarning, SupersessionWarning
 
 from dvd_platform.dagster_notices import filter_dagster_notices
 from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
-from dvd_platform.stack import Stack
+from dvd_platform.dev.stack import Stack
 
 NOTICES = ("BetaWarning", "PreviewWarning", "SupersessionWarning")
 OPERATORS_YAML = "telemetry:\n  enabled: false\n# the operator's own instance configuration\n"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dvd_platform.seed import csvio
-from dvd_platform.seed.generator import GeneratedSource, _Clock
-from dvd_platform.seed.sources import drop_path
-from dvd_platform.seed.tables import REFERENCE_TABLES, TABLES
+from dvd_platform.dev.seed import csvio
+from dvd_platform.dev.seed.generator import GeneratedSource, _Clock
+from dvd_platform.contract.drops import drop_path
+from dvd_platform.contract.tables import REFERENCE_TABLES, TABLES
 
 START = date(2022, 2, 1)
 LOOKUPS = ("country", "city", "language", "category", "actor")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
 
-from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
 
 QUIET_INSTANCE = "telemetry:\n  enabled: false\n"

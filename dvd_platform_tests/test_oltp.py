@@ -19,12 +19,13 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 
 from dvd_platform.oltp.export import OltpDropSource
-from dvd_platform.oltp.sample import load_sample
-from dvd_platform.seed import csvio
-from dvd_platform.seed.drops import manifest_key, object_key, select_days
-from dvd_platform.seed.generator import GeneratedSource
-from dvd_platform.seed.sources import FolderSource, drop_path
-from dvd_platform.seed.tables import EVENT_TABLES, REFERENCE_TABLES, TABLES
+from dvd_platform.dev.oltp_sample import load_sample
+from dvd_platform.dev.seed import csvio
+from dvd_platform.contract.drops import drop_path, manifest_key, object_key
+from dvd_platform.contract.tables import EVENT_TABLES, REFERENCE_TABLES, TABLES
+from dvd_platform.dev.seed.generator import GeneratedSource
+from dvd_platform.dev.seed.sources import FolderSource
+from dvd_platform.dev.seed.upload import select_days
 from dvd_platform.sensors import evaluate_landing
 from dvd_platform_tests.scratch import scratch_database
 

@@ -11,8 +11,8 @@ from datetime import date
 
 from dagster import DagsterEventType
 
-from dvd_platform.seed.drops import object_key
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.drops import object_key
+from dvd_platform.contract.tables import TABLES
 from dvd_platform_tests.crafted import drop_bytes
 
 DAYS = (date(2024, 5, 1), date(2024, 5, 2))

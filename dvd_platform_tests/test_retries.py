@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from dvd_platform.resources.warehouse import WarehouseConnectionError, WarehouseResource, WarehouseUnavailable
-from dvd_platform.stack.procs import free_port
+from dvd_platform.dev.stack.procs import free_port
 from dvd_platform_tests.netproxy import Proxy
 
 

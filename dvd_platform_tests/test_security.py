@@ -18,7 +18,7 @@ from psycopg2 import errors, sql
 import dvd_platform
 from dvd_platform.io_managers.raw_s3 import ref_key
 from dvd_platform.resources.warehouse import WarehouseResource
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.tables import TABLES
 from dvd_platform_tests.crafted import drop_bytes
 
 DAY = date(2023, 6, 25)  # 2023-06 is the bad-input corpus' month; this day is not in it

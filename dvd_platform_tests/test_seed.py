@@ -11,9 +11,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from dvd_platform.seed.drops import manifest_key, object_key, seed
-from dvd_platform.seed.sources import FolderSource, SeedError
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.drops import SeedError, manifest_key, object_key
+from dvd_platform.contract.tables import TABLES
+from dvd_platform.dev.seed.sources import FolderSource
+from dvd_platform.dev.seed.upload import seed
 
 
 def _source_counts_per_day(path, column: str) -> Counter:

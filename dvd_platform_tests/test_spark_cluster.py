@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dvd_platform.stack.procs import free_port
+from dvd_platform.dev.stack.procs import free_port
 from dvd_platform_tests.two_runs import in_process_and_subprocess
 
 

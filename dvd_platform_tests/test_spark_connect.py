@@ -14,9 +14,9 @@ import pytest
 
 from dvd_platform import settings
 from dvd_platform.resources.spark import REMOTE_ENV, SparkResource
-from dvd_platform.stack import Stack
-from dvd_platform.stack.procs import descendants, pid_alive, port_open
-from dvd_platform.stack.spark_connect import ConnectServer
+from dvd_platform.dev.stack import Stack
+from dvd_platform.dev.stack.procs import descendants, pid_alive, port_open
+from dvd_platform.dev.stack.spark_connect import ConnectServer
 from dvd_platform_tests.test_stack import _live_processes_mentioning
 from dvd_platform_tests.two_runs import CONNECT_MARKERS, in_process_and_subprocess
 

@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import psycopg2
 import pytest
 
-from dvd_platform.stack import Stack, StackError
-from dvd_platform.stack.procs import pid_alive, port_open
+from dvd_platform.dev.stack import Stack, StackError
+from dvd_platform.dev.stack.procs import pid_alive, port_open
 
 
 def _port(dsn: str) -> int:

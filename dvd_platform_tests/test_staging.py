@@ -13,7 +13,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.workspace.context import WorkspaceProcessContext
 
 from dvd_platform.resources.lake import LakeResource
-from dvd_platform.runner import RANGE_END_TAG, RANGE_START_TAG
+from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
 from dvd_platform_tests.crafted import drop

@@ -56,9 +56,10 @@ def test_the_generated_sample_folder_is_the_generators_rows_in_pagilas_layout(tm
     """Reference tables: the first day's snapshot; event tables: every day's rows, header once."""
     from datetime import date
 
-    from dvd_platform.seed.generator import GeneratedSource
-    from dvd_platform.seed.sources import FolderSource, drop_path
-    from dvd_platform.seed.tables import TABLES
+    from dvd_platform.dev.seed.generator import GeneratedSource
+    from dvd_platform.contract.drops import drop_path
+    from dvd_platform.dev.seed.sources import FolderSource
+    from dvd_platform.contract.tables import TABLES
 
     source = GeneratedSource(scale=0.2, seed=5, start=date(2022, 3, 1), days=4)
     folder = sample.write_generated_folder(source, tmp_path / "folder")

@@ -33,7 +33,7 @@ import pytest
 
 from dvd_platform.checks.staged import staged_check_specs
 from dvd_platform.settings import PROJECT_ROOT
-from dvd_platform.stack.procs import free_port
+from dvd_platform.dev.stack.procs import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]

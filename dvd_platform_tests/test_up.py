@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
-from dvd_platform.stack import Stack
-from dvd_platform.stack.procs import free_port, port_open
+from dvd_platform.dev.stack import Stack
+from dvd_platform.dev.stack.procs import free_port, port_open
 
 # Everything that would point `up` at an existing stack (or instance) is removed from its environment.
 STACK_VARS = set(ENV_VARS)

@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 from dvd_platform.settings import PROJECT_ROOT
-from dvd_platform.seed.tables import TABLES as TABLES_SPEC
+from dvd_platform.contract.tables import TABLES as TABLES_SPEC
 from dvd_platform.warehouse.window import Window
 from dvd_platform_tests.crafted import drop, redrop_table
 

@@ -46,8 +46,8 @@ def _buckets(s3, name: str, tag: str) -> tuple[str, str]:
 def in_process_and_subprocess(name: str, subprocess_env: dict[str, str], *, settings_env, s3, run_range,
                               tmp_path: Path, monkeypatch) -> tuple[dict, dict]:
     """Fingerprints of every warehouse table after the in-process run and after the subprocess run."""
-    from dvd_platform.seed.drops import seed
-    from dvd_platform.seed.generator import GeneratedSource
+    from dvd_platform.dev.seed.upload import seed
+    from dvd_platform.dev.seed.generator import GeneratedSource
 
     days = [FIRST + timedelta(n) for n in range((LAST - FIRST).days + 1)]
     landing, _ = _buckets(s3, name, "src")

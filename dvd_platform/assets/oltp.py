@@ -25,8 +25,8 @@ from dagster import (
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.oltp import OltpSource
 from dvd_platform.resources.s3 import S3Buckets
-from dvd_platform.runner import SOURCE_GROUP
-from dvd_platform.seed.drops import manifest_key, seed
+from dvd_platform.tags import SOURCE_GROUP
+from dvd_platform.contract.drops import manifest_key, upload_drops as seed  # the runtime upload (dvd_platform.contract.drops), not the dev seeder
 
 OLTP_EXPORT_ENV = "DVD_OLTP_EXPORT"
 

@@ -27,8 +27,8 @@ from dvd_platform.assets.oltp import oltp_export
 from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject, frozen_key, listed_raw, ref_body, ref_key, s3_etag
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.s3 import S3Buckets
-from dvd_platform.seed.drops import manifest_key, object_key
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.drops import manifest_key, object_key
+from dvd_platform.contract.tables import TABLES
 
 landing_drops = AssetSpec(
     key=AssetKey("landing_drops"),

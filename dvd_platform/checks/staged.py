@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from dvd_platform.checks.results import SAMPLE_ROWS, result, spec
 from dvd_platform.resources.lake import LakeResource
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.tables import TABLES
 from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN

@@ -1,7 +1,7 @@
 """Daily drops exported from the operational (OLTP) pagila database.
 
-:class:`OltpDropSource` is a :class:`~dvd_platform.seed.sources.DropSource`: it writes
-a day's 15 files in the drop layout, and :func:`dvd_platform.seed.drops.seed` uploads
+:class:`OltpDropSource` is a :class:`~dvd_platform.contract.drops.DropSource`: it writes
+a day's 15 files in the drop layout, and :func:`dvd_platform.contract.drops.upload_drops` uploads
 them with the seeder's manifest (bytes, md5, rows, columns), manifest last. So an
 exported day is the same contract, verified by the same raw assets, as a file drop.
 
@@ -36,8 +36,8 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, parse_dsn
 
-from dvd_platform.seed.sources import SeedError, drop_path
-from dvd_platform.seed.tables import TABLES, TableSpec
+from dvd_platform.contract.drops import SeedError, drop_path
+from dvd_platform.contract.tables import TABLES, TableSpec
 
 #: COPY's read size into the file; memory stays at this whatever the table's size.
 COPY_CHUNK_BYTES = 1 << 20

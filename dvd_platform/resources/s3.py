@@ -4,8 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
+
+
+def s3_client(endpoint_url: str | None, access_key: str | None = None, secret_key: str | None = None,
+              region: str | None = None, *, connect_timeout: float = 5, retries: int = 3):
+    """A boto3 S3 client (path-style addressing, standard retries); credentials default to the standard
+    AWS environment variables and an empty ``endpoint_url`` means AWS S3.
+
+    The one client factory of the platform: :class:`S3Buckets` uses it when no endpoint is configured,
+    and the local stack (``dvd_platform.dev.stack``) for its moto endpoint.
+    """
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url or None,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region or "us-east-1",
+        config=Config(
+            connect_timeout=connect_timeout,
+            read_timeout=60,
+            retries={"max_attempts": retries, "mode": "standard"},
+            max_pool_connections=32,
+            s3={"addressing_style": "path"},
+        ),
+    )
 
 
 class S3Buckets(S3Resource):
@@ -37,7 +63,5 @@ class S3Buckets(S3Resource):
         """dagster-aws's client, except that an empty endpoint means AWS S3 (boto3 rejects "")."""
         if self.endpoint_url:
             return super().get_client()
-        from dvd_platform.stack.s3 import s3_client
-
         return s3_client(None, self.aws_access_key_id, self.aws_secret_access_key, self.region_name,
                          retries=self.max_attempts)

@@ -44,7 +44,7 @@ class SparkResource(ConfigurableResource):
         """What the JVM that runs the queries starts with: the classic driver, or a Spark Connect server.
 
         These are static: a client attaching over Connect cannot change them, so the
-        local stack starts its Connect server with them (``dvd_platform.stack.spark_connect``).
+        local stack starts its Connect server with them (``dvd_platform.dev.stack.spark_connect``).
         """
         conf = {
             "spark.master": self.master,

@@ -6,7 +6,7 @@ Types: ``int``, ``string``, ``timestamp`` (with UTC offset in the source),
 
 from __future__ import annotations
 
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.tables import TABLES
 
 STAGED_TYPES: dict[str, dict[str, str]] = {
     "rental": {"rental_id": "int", "rental_date": "timestamp", "inventory_id": "int", "customer_id": "int",

@@ -21,7 +21,7 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.tables import TABLES
 from dvd_platform.transforms.schemas import STAGED_TYPES, spark_type
 
 NULL_SENTINEL = "\u0001"  # tells an empty field ("" -> NULL) from a missing one (-> null from from_csv)

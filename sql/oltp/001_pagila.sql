@@ -1,6 +1,6 @@
 -- A pagila-shaped OLTP database: the operational DVD-rental schema the exporter reads.
 --
--- Columns, order and types follow pagila (dvd_platform/seed/tables.py is the contract), minus
+-- Columns, order and types follow pagila (dvd_platform/contract/tables.py is the contract), minus
 -- what the sample does not carry (film.fulltext, staff.picture, staff.password) and with plain
 -- types instead of pagila's domains (year -> integer, mpaa_rating -> text with a CHECK), and nullable text
 -- where the sample's CSV cannot tell an empty string from NULL (address.district, address.phone).

@@ -10,30 +10,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dvd_platform.stack.procs import StackError, free_port, stop_pid
-
-
-def s3_client(endpoint_url: str | None, access_key: str | None = None, secret_key: str | None = None,
-              region: str | None = None, *, connect_timeout: float = 5, retries: int = 3):
-    """A boto3 S3 client; credentials default to the standard AWS environment variables."""
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url or None,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=region or "us-east-1",
-        config=Config(
-            connect_timeout=connect_timeout,
-            read_timeout=60,
-            retries={"max_attempts": retries, "mode": "standard"},
-            max_pool_connections=32,
-            s3={"addressing_style": "path"},
-        ),
-    )
+from dvd_platform.dev.stack.procs import StackError, free_port, stop_pid
 
 
 def ensure_buckets(client, buckets: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""The drop contract: which tables a daily drop holds and their columns.
+"""The table contract: which tables a daily drop holds and their columns.
 
 Columns are pagila's, in pagila's order (the sample CSVs' headers). Event tables
 are cut into days by their event column (UTC); reference tables arrive as a

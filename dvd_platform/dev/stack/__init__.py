@@ -5,6 +5,6 @@ environment already names reachable services (``DVD_PG_DSN``,
 ``DVD_S3_ENDPOINT_URL``), nothing is started and those are used as they are.
 """
 
-from dvd_platform.stack.stack import Stack, StackError
+from dvd_platform.dev.stack.stack import Stack, StackError
 
 __all__ = ["Stack", "StackError"]

@@ -1,4 +1,4 @@
-"""Upload daily drops to the landing area, manifest last.
+"""The drop layout, and the upload of a source's days to landing, manifest last.
 
 Layout (the contract the raw assets and the sensor read)::
 
@@ -6,8 +6,14 @@ Layout (the contract the raw assets and the sensor read)::
     landing/_manifests/dt=YYYY-MM-DD/manifest.json   <- written last: the day is complete
 
 The manifest lists every object of the day with its size, md5, row count and
-columns. It holds no timestamp, so re-seeding a day writes byte-identical
+columns. It holds no timestamp, so re-uploading a day writes byte-identical
 objects (and the sensor, keyed on the manifest's ETag, does not re-run it).
+
+A :class:`DropSource` writes the drop files of the days it is asked for into a local
+directory (``<out>/<table>/dt=YYYY-MM-DD/<table>.csv``, every table, every day,
+header-only where a table has no rows that day); :func:`upload_drops` uploads them.
+Producers: the OLTP connector (``dvd_platform.oltp.export``, runtime) and the
+sample-data seeder (``dvd_platform.dev.seed``, development only).
 """
 
 from __future__ import annotations
@@ -17,15 +23,13 @@ import csv
 import hashlib
 import json
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
-from dvd_platform.seed.sources import DropSource, drop_path
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.tables import TABLES
 from dvd_platform.settings import LANDING_PREFIX, MANIFEST_PREFIX
 
 MANIFEST_FORMAT = "dvd-drop/1"
@@ -37,6 +41,24 @@ def object_key(table: str, day: date) -> str:
 
 def manifest_key(day: date) -> str:
     return f"{MANIFEST_PREFIX}/dt={day.isoformat()}/manifest.json"
+
+
+class SeedError(ValueError):
+    """Bad source data or arguments; the message names the file, line or day."""
+
+
+class DropSource(Protocol):
+    description: str
+
+    def day_range(self) -> tuple[date, date]:
+        """First and last day the source has drops for."""
+
+    def write_days(self, days: Sequence[date], out_dir: Path) -> None:
+        """Write the drop files of ``days`` under ``out_dir``."""
+
+
+def drop_path(out_dir: Path, table: str, day: date) -> Path:
+    return out_dir / table / f"dt={day.isoformat()}" / f"{table}.csv"
 
 
 def describe_file(path: Path) -> dict:
@@ -72,39 +94,29 @@ def _put(client, bucket: str, key: str, body: bytes | Path, md5_hex: str) -> Non
 
 
 @dataclass
-class SeedResult:
+class UploadResult:
     days: list[date]
     rows: dict[str, int]  # table -> rows uploaded over all days
     objects: int
     bytes: int
 
 
-def select_days(source: DropSource, *, days: int | None = None, start: date | None = None,
-                end: date | None = None) -> list[date]:
-    """The days to seed: the source's range, cut by --from/--to and then --days."""
-    first, last = source.day_range()
-    lo, hi = start or first, end or last
-    if hi < lo:
-        raise ValueError(f"--to {hi} is before --from {lo}")
-    selected = [lo + timedelta(n) for n in range((hi - lo).days + 1)]
-    return selected[:days] if days is not None else selected
-
-
-def seed(source: DropSource, client, bucket: str, days: Sequence[date], *, drip: float = 0.0,
-         workers: int = 16, log: Callable[[str], None] = print) -> SeedResult:
+def upload_drops(source: DropSource, client, bucket: str, days: Sequence[date], *, workers: int = 16,
+                 log: Callable[[str], None] | None = None,
+                 before_day: Callable[[int], None] | None = None) -> UploadResult:
     """Write the drops of ``days`` and upload them, each day's manifest after its objects.
 
-    With ``drip`` > 0 the days are uploaded one at a time, ``drip`` seconds apart,
-    so a sensor can be watched picking each one up.
+    ``log``, when given, gets one line per uploaded day (its rows by table); ``before_day(index)``
+    runs before each day's upload (the seeder's ``--drip`` waits there).
     """
     rows = {table: 0 for table in TABLES}
     n_objects = n_bytes = 0
-    with tempfile.TemporaryDirectory(prefix="dvd-seed-") as tmp, ThreadPoolExecutor(workers) as pool:
+    with tempfile.TemporaryDirectory(prefix="dvd-drops-") as tmp, ThreadPoolExecutor(workers) as pool:
         out_dir = Path(tmp)
         source.write_days(list(days), out_dir)
         for index, day in enumerate(days):
-            if drip and index:
-                time.sleep(drip)
+            if before_day is not None:
+                before_day(index)
             manifest = build_manifest(day, source.description, out_dir)
             futures = [
                 pool.submit(_put, client, bucket, obj["key"], drop_path(out_dir, obj["table"], day), obj["md5"])
@@ -118,6 +130,6 @@ def seed(source: DropSource, client, bucket: str, days: Sequence[date], *, drip:
                 rows[obj["table"]] += obj["rows"]
                 n_bytes += obj["bytes"]
             n_objects += len(manifest["objects"]) + 1
-            if drip:
+            if log is not None:
                 log(f"dropped {day}: " + ", ".join(f"{o['table']}={o['rows']}" for o in manifest["objects"] if o["rows"]))
-    return SeedResult(list(days), rows, n_objects, n_bytes)
+    return UploadResult(list(days), rows, n_objects, n_bytes)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dvd_platform.stack.procs import StackError, descendants, end_group, free_port, pid_alive, port_open, stop_pid
+from dvd_platform.dev.stack.procs import StackError, descendants, end_group, free_port, pid_alive, port_open, stop_pid
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 IDENT = "dvd"

@@ -1,6 +1,6 @@
 """Where sample drops come from: a folder of pagila-shaped CSVs, or the generator.
 
-A source writes the drop files of the days it is asked for into a local
+A source (a :class:`~dvd_platform.contract.drops.DropSource`) writes the drop files of the days it is asked for into a local
 directory (``<out>/<table>/dt=YYYY-MM-DD/<table>.csv``, every table, every day,
 header-only where a table has no rows that day). A day's files depend only on
 the source and that day, never on which other days were asked for, so
@@ -13,28 +13,28 @@ import csv
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
-from typing import IO, Protocol, Sequence
+from typing import IO, Sequence
 
-from dvd_platform.seed import csvio
-from dvd_platform.seed.tables import EVENT_TABLES, REFERENCE_TABLES, TABLES
+from dvd_platform import settings
+from dvd_platform.contract.drops import DropSource, SeedError, drop_path
+from dvd_platform.contract.tables import EVENT_TABLES, REFERENCE_TABLES, TABLES
+from dvd_platform.dev.seed import csvio
 
+__all__ = ["DEFAULT_SAMPLE", "DropSource", "FolderSource", "SeedError", "drop_path", "open_drop", "sample_source"]
 
-class SeedError(ValueError):
-    """Bad source data or arguments; the message names the file, line or day."""
-
-
-class DropSource(Protocol):
-    description: str
-
-    def day_range(self) -> tuple[date, date]:
-        """First and last day the source has drops for."""
-
-    def write_days(self, days: Sequence[date], out_dir: Path) -> None:
-        """Write the drop files of ``days`` under ``out_dir``."""
+#: The pagila sample beside the project, the default source of ``seed``, ``up`` and ``oltp load-sample``.
+DEFAULT_SAMPLE = settings.PROJECT_ROOT.parent / "shared" / "datasets" / "pagila"
 
 
-def drop_path(out_dir: Path, table: str, day: date) -> Path:
-    return out_dir / table / f"dt={day.isoformat()}" / f"{table}.csv"
+def sample_source(choice: str | None, *, scale: float = 1.0, seed: int = 42) -> DropSource:
+    """The source ``--source`` names: a folder, or ``generated``; by default the sample folder if it exists."""
+    if choice is None:
+        choice = str(DEFAULT_SAMPLE) if DEFAULT_SAMPLE.is_dir() else "generated"
+    if choice == "generated":
+        from dvd_platform.dev.seed.generator import GeneratedSource
+
+        return GeneratedSource(scale=scale, seed=seed)
+    return FolderSource(Path(choice))
 
 
 def open_drop(out_dir: Path, table: str, day: date) -> IO[str]:

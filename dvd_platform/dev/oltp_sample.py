@@ -19,8 +19,8 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
-from dvd_platform.seed.sources import DropSource, SeedError, drop_path
-from dvd_platform.seed.tables import TABLES, TableSpec
+from dvd_platform.contract.drops import DropSource, SeedError, drop_path
+from dvd_platform.contract.tables import TABLES, TableSpec
 from dvd_platform.package_files import SQL_DIR
 
 OLTP_SQL_DIR = SQL_DIR / "oltp"

@@ -12,11 +12,12 @@ from pathlib import Path
 import psycopg2
 
 from dvd_platform import settings
+from dvd_platform.resources.s3 import s3_client
 from dvd_platform.resources.spark import REMOTE_ENV, SparkResource
-from dvd_platform.stack.postgres import LocalPostgres
-from dvd_platform.stack.procs import StackError, pid_alive, stop_pid
-from dvd_platform.stack.s3 import MotoServer, ensure_buckets, s3_client
-from dvd_platform.stack.spark_connect import ConnectServer
+from dvd_platform.dev.stack.postgres import LocalPostgres
+from dvd_platform.dev.stack.procs import StackError, pid_alive, stop_pid
+from dvd_platform.dev.stack.s3 import MotoServer, ensure_buckets
+from dvd_platform.dev.stack.spark_connect import ConnectServer
 
 __all__ = ["Stack", "StackError"]
 

@@ -37,9 +37,10 @@ from itertools import accumulate, product
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
-from dvd_platform.seed import csvio
-from dvd_platform.seed.sources import SeedError, open_drop
-from dvd_platform.seed.tables import TABLES
+from dvd_platform.contract.drops import SeedError
+from dvd_platform.contract.tables import TABLES
+from dvd_platform.dev.seed import csvio
+from dvd_platform.dev.seed.sources import open_drop
 
 DEFAULT_START = date(2022, 2, 1)
 DEFAULT_DAYS = 120
@@ -628,7 +629,7 @@ class _Simulation:
 class GeneratedSource:
     """Generated pagila-shaped drops: ``scale`` 1 is about pagila's size, sizes are linear in it.
 
-    Implements :class:`dvd_platform.seed.sources.DropSource`.
+    Implements :class:`dvd_platform.contract.drops.DropSource`.
     """
 
     def __init__(self, scale: float = 1.0, seed: int = 42, start: date = DEFAULT_START, days: int = DEFAULT_DAYS):

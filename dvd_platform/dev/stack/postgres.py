@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from dvd_platform.stack.procs import StackError, free_port, pid_alive
+from dvd_platform.dev.stack.procs import StackError, free_port, pid_alive
 from dvd_platform.settings import parse_env_file, write_env_file
 
 WAREHOUSE_DB = "dvd_warehouse"

@@ -1,0 +1,121 @@
+"""``dvd-platform up``: the local stack, sample drops and `dg dev`, as one foreground process.
+
+The process handling of the ``up`` command (``dvd_platform.cli`` keeps its arguments): stop
+signals are forwarded to the running child, `dg dev`'s process group is ended before the
+stack goes down, and nothing outlives ``up``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from dvd_platform import settings
+from dvd_platform.dev.stack import Stack
+from dvd_platform.dev.stack.procs import end_group
+
+
+def _dagster_dev_place() -> dict:
+    """``dg dev`` runs in DAGSTER_HOME, where the instance's dagster.yaml is: from the project root
+    it would warn that the template there is not the instance's. The project root goes first on its
+    PYTHONPATH, as the working directory did, so this checkout's code is the code served."""
+    home = Path(os.environ["DAGSTER_HOME"]).resolve()
+    path = os.pathsep.join(p for p in (str(settings.PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {"cwd": home, "env": {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": path}}
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Stack up, seed, then `dg dev` in the foreground; Ctrl-C or SIGTERM stops everything.
+
+    A stop request never interrupts a step half-way (a half-started stack could leak a
+    server): it is forwarded to the running child (the seeder, `dg dev`) and checked
+    between steps. `dg dev` runs in its own process group (its webserver, daemon, code
+    server and runs inherit it), so whatever it leaves behind is waited for, then ended,
+    before the stack goes down: nothing outlives `up`.
+    """
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    stop_requested = False
+    current: subprocess.Popen | None = None  # the child a stop request is forwarded to
+
+    def on_signal(signum, _frame):
+        nonlocal stop_requested
+        stop_requested = True
+        if current is not None and current.poll() is None:
+            current.send_signal(signal.SIGTERM)  # dg dev then stops its webserver, daemon and code server
+
+    def start(argv: list[str], **kwargs) -> subprocess.Popen:
+        """Popen with stop signals held, so a stop request always finds the child in `current`."""
+        nonlocal current
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        try:
+            current = subprocess.Popen(argv, **kwargs)
+            return current
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # a pending request is delivered here
+
+    def child_setup() -> None:
+        # dg dev ignores SIGINT/SIGTERM when SIGINT is ignored (a background job): reset it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        os.setpgid(0, 0)
+
+    def stop_child(child: subprocess.Popen | None) -> None:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
+    stack = Stack(spark_connect=not args.classic_spark)
+    seeder: subprocess.Popen | None = None
+    dagster: subprocess.Popen | None = None
+    code = 0
+    try:
+        values = stack.up()  # gives the stack's own DAGSTER_HOME the project's dagster.yaml
+        os.environ.update({k: v for k, v in values.items() if k not in os.environ})
+        if not args.no_seed and not stop_requested:
+            seed_argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale),
+                         "--seed", str(args.seed)]
+            for flag, value in (("--source", args.source), ("--days", args.days), ("--from", args.start),
+                                ("--to", args.end), ("--drip", args.drip or None)):
+                if value is not None:
+                    seed_argv += [flag, str(value)]
+            seeder = start(seed_argv)
+            if not args.drip:  # with --drip it keeps uploading while the UI runs
+                if seeder.wait() != 0 and not stop_requested:
+                    raise RuntimeError(f"seeding failed (exit code {seeder.returncode}); the stack is stopped")
+        if not stop_requested:
+            print(f"\nDagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and the stack)\n"
+                  "  First: Assets > type +key:stg_rental in the selection box > Materialize all > pick a range "
+                  "that starts on the first seeded day > Launch (a range is one run).\n"
+                  "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
+                  flush=True)
+            # `dg dev` with the design card's workspace.yaml: it serves the same code location as [tool.dg].
+            dagster = start(
+                [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(args.port),
+                 "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
+                **_dagster_dev_place(), preexec_fn=child_setup,
+            )
+            code = dagster.wait()
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below always runs to its end
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stop_child(dagster)
+            if dagster is not None:
+                # dagster dev's code server exits a moment after it: give its leftovers time, then end them.
+                end_group(dagster.pid, ((None, 15.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)))
+            stop_child(seeder)
+            stack.down()
+            print("stopped: dagster, stack", flush=True)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
