@@ -7,10 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from datetime import date
@@ -20,9 +16,9 @@ from pathlib import Path
 import boto3
 import psycopg2
 
-from dvd_platform.settings import PROJECT_ROOT, parse_env_file
+from dvd_platform.settings import parse_env_file
 from dvd_platform_tests.crafted import redrop_table
-from dvd_platform_tests.test_up import STACK_VARS, _kill_tree, _tail
+from dvd_platform_tests.test_up import _tail, start_up, stop_up
 
 MANIFESTS = "landing/_manifests/"
 
@@ -77,18 +73,7 @@ def _wait_for(expected: tuple[dict, dict], dsn_of, proc, log: Path, seconds: flo
 
 
 def test_daemon_fills_the_marts_for_historical_days_and_follows_a_redrop(state_dir: Path):
-    from dvd_platform.dev.stack.procs import free_port
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
-    env.update({"DVD_STATE_DIR": str(state_dir), "DVD_SENSOR_INTERVAL_SECONDS": "5"})
-    log = state_dir / "up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dvd_platform.cli", "up", "--source", "generated", "--scale", "0.05", "--days", "3",
-             "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+    proc, log = start_up(state_dir, "--source", "generated", "--scale", "0.05", "--days", "3")
     env_file = state_dir / "stack.env"
 
     def dsn_of() -> str | None:
@@ -116,9 +101,4 @@ def test_daemon_fills_the_marts_for_historical_days_and_follows_a_redrop(state_d
         changed = {day for day in first[0] if first[0][day] != second[0][day]}
         assert changed == {day2}  # the other days' marts kept their figures
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                _kill_tree(proc, state_dir)
+        stop_up(proc, state_dir)

@@ -146,6 +146,31 @@ def test_definitions_validate():
     assert "dvd_platform" in result.stdout + result.stderr
 
 
+def start_up(state_dir: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """`dvd-platform up ARGS` as a user starts it, on a free port, with the stack in ``state_dir`` and
+    the landing sensor ticking every 5 s; its output goes to ``state_dir/up.log``."""
+    env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
+    env.update({"DVD_STATE_DIR": str(state_dir), "DVD_SENSOR_INTERVAL_SECONDS": "5"})
+    log = state_dir / "up.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dvd_platform.cli", "up", *args, "--port", str(free_port())],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return proc, log
+
+
+def stop_up(proc: subprocess.Popen, state_dir: Path) -> None:
+    """SIGTERM, as Ctrl-C in a terminal would; the whole tree is killed if `up` is not gone in 90 s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc, state_dir)
+
+
 def test_up_with_drip_fills_the_warehouse_without_a_click(state_dir: Path):
     """`up --drip`: the day lands after the UI is up, the daemon's landing sensor launches its run and
     the warehouse fills, with nobody clicking anything.
@@ -157,17 +182,7 @@ def test_up_with_drip_fills_the_warehouse_without_a_click(state_dir: Path):
 
     from dvd_platform.settings import parse_env_file
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
-    env.update({"DVD_STATE_DIR": str(state_dir), "DVD_SENSOR_INTERVAL_SECONDS": "5"})
-    log = state_dir / "up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dvd_platform.cli", "up", "--source", "generated", "--scale", "0.05", "--days", "1",
-             "--drip", "5", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc, log = start_up(state_dir, "--source", "generated", "--scale", "0.05", "--days", "1", "--drip", "5")
     loaded: list = []
     try:
         deadline = time.monotonic() + 420
@@ -188,10 +203,5 @@ def test_up_with_drip_fills_the_warehouse_without_a_click(state_dir: Path):
                 pass  # migrations not applied yet
         assert len(loaded) == 1, f"days loaded: {loaded}\n{_tail(log)}"
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                _kill_tree(proc, state_dir)
+        stop_up(proc, state_dir)
     assert not Stack(state_dir).is_running()
