@@ -62,8 +62,8 @@ class RunSummary:
             elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
                 evaluation = event.event_specific_data
                 name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                passed = summary.checks.get(name, (True, ""))[0] and evaluation.passed
-                summary.checks[name] = (passed, evaluation.severity.value)
+                summary.checks[name] = merge_results(summary.checks.get(name), (evaluation.passed,
+                                                                               evaluation.severity.value))
                 if not evaluation.passed and evaluation.blocking and evaluation.severity.value == "ERROR":
                     summary.blocked.add(evaluation.partition)
             elif event.event_type == DagsterEventType.STEP_FAILURE:
@@ -79,8 +79,8 @@ class RunSummary:
             for totals, counts in ((combined.materialized, run.materialized), (combined.fixups, run.fixups)):
                 for asset, count in counts.items():
                     totals[asset] = totals.get(asset, 0) + count
-            for name, (passed, severity) in run.checks.items():
-                combined.checks[name] = (combined.checks.get(name, (True, ""))[0] and passed, severity)
+            for name, outcome in run.checks.items():
+                combined.checks[name] = merge_results(combined.checks.get(name), outcome)
             combined.failed_steps += run.failed_steps
             combined.blocked |= run.blocked
         return combined
@@ -104,6 +104,20 @@ class RunSummary:
         if self.blocked:
             out.append(f"  blocked by a failed check: {', '.join(sorted(self.blocked))}")
         return out
+
+
+def merge_results(seen: tuple[bool, str] | None, new: tuple[bool, str]) -> tuple[bool, str]:
+    """One check's results over partitions (and runs) as one (passed, severity): passed when every
+    one passed; when some failed, the worst failure's severity (an ERROR on one day is not hidden
+    by a WARN on a later day), else the latest severity."""
+    if seen is None:
+        return new
+    (seen_passed, seen_severity), (passed, severity) = seen, new
+    if passed:
+        return (seen_passed, seen_severity if not seen_passed else severity)
+    if not seen_passed and "ERROR" in (seen_severity, severity):
+        return (False, "ERROR")
+    return (False, severity)
 
 
 def range_tags(start: date | str, end: date | str) -> dict[str, str]:

@@ -63,3 +63,17 @@ def test_materialize_refuses_a_selection_that_matches_nothing(tmp_path, monkeypa
     assert "matches no asset" in output, output[-3000:]
     with _instance(tmp_path / "home", monkeypatch) as instance:
         assert instance.get_runs() == []
+
+
+def test_a_failed_check_on_one_day_is_not_hidden_by_the_other_days():
+    """A range reports a check once per day; its summary is the worst failure, whatever the day order."""
+    from dvd_platform.runner import RunSummary, merge_results
+
+    assert merge_results(merge_results((False, "ERROR"), (False, "WARN")), (True, "WARN")) == (False, "ERROR")
+    assert merge_results((True, "WARN"), (False, "WARN")) == (False, "WARN")
+    assert merge_results((True, "ERROR"), (True, "WARN")) == (True, "WARN")
+    days = RunSummary("days", True, checks={"stg_rental:quarantine_ratio": (False, "ERROR")})
+    later = RunSummary("later", True, checks={"stg_rental:quarantine_ratio": (False, "WARN")})
+    combined = RunSummary.combine([days, later])
+    assert combined.checks["stg_rental:quarantine_ratio"] == (False, "ERROR")
+    assert combined.failed_blocking_checks == ["stg_rental:quarantine_ratio"] and not combined.ok
