@@ -37,11 +37,12 @@ from dvd_platform.checks import declarative
 from dvd_platform.checks.declarative import RuleError, load_sql_checks, parse_expectation
 from dvd_platform.checks.staged import _quarantine_check, run_staged_checks, staged_check_specs
 from dvd_platform.checks.warehouse import fact_checks, mart_check, scd2_check, warehouse_check_specs
+from dvd_platform.contract.tables import STAGED_TABLES, TABLES
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.partitions import daily_partitions
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
-from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
+from dvd_platform.transforms.schemas import staged_schema
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform.warehouse.window import Window
 from dvd_platform_tests.crafted import drop
@@ -85,7 +86,7 @@ LATER = date(2022, 10, 20)  # a snapshot after the window: must not resolve keys
 
 
 def frame(spark, table: str, rows: list[dict]):
-    columns = list(STAGED_TYPES[table]) + ["dt"]
+    columns = list(TABLES[table].columns) + ["dt"]
     unknown = {c for r in rows for c in r} - set(columns)
     assert not unknown, unknown
     return spark.createDataFrame([tuple(r.get(c) for c in columns) for r in rows], staged_schema(table))
@@ -164,7 +165,7 @@ def test_check_specs_blocking_matches_severity():
     """ERROR checks are blocking, WARN ones are not (a WARN must never stop a load)."""
     warn = {("stg_payment", "fk_rental_id"), ("stg_payment", "amount_not_zero"), ("stg_payment", "paid_before_rental"),
             ("stg_rental", "returned")}
-    for table in STAGED_TYPES:
+    for table in STAGED_TABLES:
         for spec in staged_check_specs(table):
             assert spec.blocking == ((spec.asset_key.path[0], spec.name) not in warn), spec
     warn_wh = {"unknown_dimension_keys", "volume", "freshness"}

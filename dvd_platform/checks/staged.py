@@ -7,7 +7,6 @@ ERROR checks are blocking: a failure stops the warehouse assets of those days in
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import date
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
@@ -16,43 +15,10 @@ from pyspark.sql import functions as F
 
 from dvd_platform.checks.results import SAMPLE_ROWS, result, spec
 from dvd_platform.resources.lake import LakeResource
-from dvd_platform.contract.tables import TABLES
-from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
+from dvd_platform.contract.tables import TABLES, ForeignKey
+from dvd_platform.transforms.schemas import staged_schema
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
-
-#: Columns a row is useless without (besides its key).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "rental": ("rental_date", "inventory_id", "customer_id", "staff_id"),
-    "payment": ("customer_id", "staff_id", "amount", "payment_date"),
-    "customer": ("store_id", "first_name", "last_name", "address_id"),
-    "address": ("address", "city_id"),
-    "city": ("city", "country_id"),
-    "country": ("country",),
-    "film": ("title", "language_id", "rental_duration", "rental_rate", "replacement_cost"),
-    "language": ("name",),
-    "category": ("name",),
-    "film_category": (),
-    "inventory": ("film_id", "store_id"),
-    "store": ("address_id",),
-    "staff": ("first_name", "last_name", "store_id"),
-}
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    column: str
-    table: str  # referenced staged table (its primary key column has the same name)
-    severity: AssetCheckSeverity = ERROR
-
-
-FOREIGN_KEYS: dict[str, tuple[ForeignKey, ...]] = {
-    "rental": (ForeignKey("inventory_id", "inventory"), ForeignKey("customer_id", "customer"),
-               ForeignKey("staff_id", "staff")),
-    # A payment may land before its rental (late-arriving; completed by the warehouse): WARN.
-    "payment": (ForeignKey("customer_id", "customer"), ForeignKey("rental_id", "rental", WARN)),
-    "inventory": (ForeignKey("film_id", "film"), ForeignKey("store_id", "store")),
-}
 
 #: Value ranges: (check name, SQL condition a valid row satisfies, severity).
 RANGES: dict[str, tuple[tuple[str, str, AssetCheckSeverity], ...]] = {
@@ -60,6 +26,11 @@ RANGES: dict[str, tuple[tuple[str, str, AssetCheckSeverity], ...]] = {
     "film": (("rates_and_length_positive", "rental_rate > 0 AND replacement_cost > 0 AND length > 0", ERROR),),
     "rental": (("returned", "return_date IS NOT NULL", WARN),),
 }
+
+
+def _fk_severity(fk: ForeignKey) -> AssetCheckSeverity:
+    """A key that may land before the row it references is a warning, not an error."""
+    return WARN if fk.may_lag else ERROR
 
 
 def staged_check_specs(table: str) -> list[AssetCheckSpec]:
@@ -70,11 +41,12 @@ def staged_check_specs(table: str) -> list[AssetCheckSpec]:
         spec(asset, "quarantine_ratio", "quarantined / input rows: ERROR above the threshold "
              "(DVD_QUARANTINE_ERROR_RATIO, default 0.05) fails the day; under it, the count is reported"),
     ]
-    if REQUIRED[table]:
-        specs.append(spec(asset, "required_columns", f"not null: {', '.join(REQUIRED[table])}"))
-    for fk in FOREIGN_KEYS.get(table, ()):
+    if TABLES[table].required:
+        specs.append(spec(asset, "required_columns", f"not null: {', '.join(TABLES[table].required)}"))
+    for fk in TABLES[table].foreign_keys:
+        severity = _fk_severity(fk)
         specs.append(spec(asset, f"fk_{fk.column}", f"{fk.column} resolves to a staged {fk.table} "
-                          f"({fk.severity.value})", blocking=fk.severity == ERROR))
+                          f"({severity.value})", blocking=severity == ERROR))
     for name, condition, severity in RANGES.get(table, ()):
         specs.append(spec(asset, name, f"{condition} ({severity.value})", blocking=severity == ERROR))
     if TABLES[table].is_event:
@@ -95,8 +67,8 @@ def _row_conditions(table: str) -> dict[str, str]:
     """SQL conditions an offending row meets, one per row-level check (evaluated in one pass)."""
     spec_ = TABLES[table]
     conditions = {"null_key": " OR ".join(f"{k} IS NULL" for k in spec_.primary_key)}
-    if REQUIRED[table]:
-        conditions["required"] = " OR ".join(f"{c} IS NULL" for c in REQUIRED[table])
+    if spec_.required:
+        conditions["required"] = " OR ".join(f"{c} IS NULL" for c in spec_.required)
     for name, condition, _ in RANGES.get(table, ()):
         conditions[name] = f"NOT ({condition})"
     if spec_.is_event:
@@ -172,13 +144,14 @@ def _reference_checks(table: str, staged: DataFrame, last: date, lake: LakeResou
     payments dated before their rental."""
     spark, show = staged.sparkSession, _shown_columns(table)
     history_days = _days_until(lake, last)
-    for fk in FOREIGN_KEYS.get(table, ()):
+    for fk in TABLES[table].foreign_keys:
         referenced = lake.read_days(spark, "staged", f"stg_{fk.table}", history_days(fk.table),
-                                    staged_schema(fk.table), required=False).select(fk.column).distinct()
+                                    staged_schema(fk.table), required=False
+                                    ).select(F.col(fk.referenced_column).alias(fk.column)).distinct()
         orphans = staged.where(F.col(fk.column).isNotNull()).join(referenced, fk.column, "left_anti")
-        _spread(out, f"fk_{fk.column}", _per_day(orphans), fk.severity,
+        _spread(out, f"fk_{fk.column}", _per_day(orphans), _fk_severity(fk),
                 f"SELECT * FROM stg_{table} t WHERE NOT EXISTS (SELECT 1 FROM stg_{fk.table} r "
-                f"WHERE r.{fk.column} = t.{fk.column} AND r.dt <= <last day>)",
+                f"WHERE r.{fk.referenced_column} = t.{fk.column} AND r.dt <= <last day>)",
                 lambda: orphans.select(*show).limit(SAMPLE_ROWS).collect())
     if table == "payment":
         rentals = lake.read_days(spark, "staged", "stg_rental", history_days("rental"), staged_schema("rental"),
@@ -192,7 +165,7 @@ def _reference_checks(table: str, staged: DataFrame, last: date, lake: LakeResou
 def _shown_columns(table: str) -> list[str]:
     """The columns a sample row shows: the key, the first few others, the day."""
     key_cols = list(TABLES[table].primary_key)
-    return list(dict.fromkeys(key_cols + [c for c in STAGED_TYPES[table] if c != "last_update"][:6] + ["dt"]))
+    return list(dict.fromkeys(key_cols + [c for c in TABLES[table].columns if c != "last_update"][:6] + ["dt"]))
 
 
 def _sample(df: DataFrame, condition, columns: list[str]) -> list:
@@ -207,7 +180,7 @@ def _days_until(lake: LakeResource, last: date):
 
 def _schema_check(spark, table: str, snapshot_paths: dict[date, str]) -> AssetCheckResult:
     """Read the written Parquet's own schema (no schema imposed) and compare with the contract."""
-    expected = list(STAGED_TYPES[table]) + ["dt"]
+    expected = list(TABLES[table].columns) + ["dt"]
     written = [p for p in snapshot_paths.values() if any(f.endswith(".parquet") for f in os.listdir(p))]
     actual = spark.read.parquet(written[0]).columns if written else expected
     missing = [c for c in expected if c not in actual]
