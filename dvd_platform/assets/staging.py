@@ -25,6 +25,7 @@ from dvd_platform.contract.tables import STAGED_TABLES, TABLES
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.transforms.staging import day_counts, stage_table
 
 QUARANTINE_ZONE = "quarantine"
@@ -62,7 +63,8 @@ def build_staged_asset(table: str) -> AssetsDefinition:
         # Foreign-key checks read the referenced staged tables: stage those first.
         deps=[AssetKey(f"stg_{fk.table}") for fk in contract.foreign_keys],
     )
-    def staged(context: AssetExecutionContext, raw: list, spark: SparkResource, lake: LakeResource):
+    def staged(context: AssetExecutionContext, raw: list, spark: SparkResource, lake: LakeResource,
+               check_thresholds: CheckThresholds):
         result = stage_table(spark.session, table, raw)
         try:
             counts = day_counts(result)
@@ -95,7 +97,7 @@ def build_staged_asset(table: str) -> AssetsDefinition:
             )
             # The snapshot is written (the IO manager ran on the yield): check what was written.
             snapshots = lake.day_paths("staged", f"stg_{table}", days)
-            day_results = run_staged_checks(table, result.staged, counts, days, lake, snapshots)
+            day_results = run_staged_checks(table, result.staged, counts, days, lake, snapshots, check_thresholds)
             yield from evaluations(context, {day.isoformat(): r for day, r in day_results.items()})
         finally:
             result.annotated.unpersist()

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from dvd_platform.checks.results import SAMPLE_ROWS, result, spec
 from dvd_platform.contract.tables import TABLES, ForeignKey, TableSpec
 from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.transforms.schemas import staged_schema
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
@@ -66,6 +67,7 @@ class Evaluation:
     days: list[date]
     lake: LakeResource
     snapshot_paths: dict[date, str]
+    thresholds: CheckThresholds
     checks: tuple[StagedCheck, ...]
 
     @cached_property
@@ -168,11 +170,11 @@ def _schema_contract(check: StagedCheck, ev: Evaluation) -> PerDay:
 
 def _quarantine_ratio(check: StagedCheck, ev: Evaluation) -> PerDay:
     no_rows = {"rows_in": 0, "rows_quarantined": 0}
-    return {day: _quarantine_check({day: ev.counts.get(day, no_rows)}) for day in ev.days}
+    return {day: _quarantine_check({day: ev.counts.get(day, no_rows)}, ev.thresholds.quarantine_ratio)
+            for day in ev.days}
 
 
-def _quarantine_check(counts: dict) -> AssetCheckResult:
-    threshold = float(os.environ.get("DVD_QUARANTINE_ERROR_RATIO", "0.05"))
+def _quarantine_check(counts: dict, threshold: float) -> AssetCheckResult:
     rows_in = sum(c["rows_in"] for c in counts.values())
     quarantined = sum(c["rows_quarantined"] for c in counts.values())
     ratio = quarantined / rows_in if rows_in else 0.0
@@ -243,10 +245,10 @@ def staged_check_specs(table: str) -> list[AssetCheckSpec]:
 
 
 def run_staged_checks(table: str, staged: DataFrame, counts: dict, days: list[date], lake: LakeResource,
-                      snapshot_paths: dict[date, str]) -> DayResults:
+                      snapshot_paths: dict[date, str], thresholds: CheckThresholds) -> DayResults:
     """Evaluate every check of ``stg_<table>`` on the window's staged rows, per day."""
     checks = staged_checks(table)
-    ev = Evaluation(TABLES[table], staged, counts, days, lake, snapshot_paths, checks)
+    ev = Evaluation(TABLES[table], staged, counts, days, lake, snapshot_paths, thresholds, checks)
     out: DayResults = {day: [] for day in days}
     for check in checks:
         for day, outcome in check.run(ev).items():
