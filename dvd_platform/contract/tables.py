@@ -6,7 +6,9 @@ keys the platform enforces, and its landing layout. Derived from it: the drop he
 manifests (``drops.py``), the generator's and the OLTP exporter's columns, the raw assets'
 header check, the staged Spark schemas (``transforms/schemas.py``) and the staged checks'
 per-table specs (``checks/staged.py``). The warehouse's columns are not derived: a fact or
-dimension is a chosen projection of these (``LOAD_SPECS``).
+dimension is a chosen projection of these (``LOAD_SPECS``). ``test_contract_ddl.py`` compares
+both with the DDL: these tables with the OLTP schema the exporter reads (``sql/oltp/``), the
+load specs with the warehouse's (``sql/``).
 
 Columns are pagila's, in pagila's order (the sample CSVs' headers). Types, after parsing:
 ``int``, ``string``, ``timestamp`` (with UTC offset in the source), ``date``, ``bool``
