@@ -1,4 +1,4 @@
-"""The table contract: one declaration per landing table, which everything else derives from.
+"""The table contract: one declaration per landing table; the landing side and the staged layer derive from it.
 
 A table's declaration says what a drop of it holds and what a valid row is: its columns in
 order with their types, its primary key, the columns a row is useless without, the foreign
