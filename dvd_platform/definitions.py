@@ -38,6 +38,7 @@ from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.oltp import OltpSource
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.resources.spark import SparkResource
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.schedules import daily_catch_up
 from dvd_platform.sensors import audit_failed_runs, landing_sensor
@@ -66,6 +67,10 @@ def build_resources() -> dict:
         "parquet_io_manager": ParquetSnapshotIOManager(lake=lake, spark=spark),
         "warehouse_io_manager": PostgresWarehouseIOManager(warehouse=warehouse),
         "oltp": OltpSource(dsn=EnvVar("DVD_OLTP_DSN")),
+        "check_thresholds": CheckThresholds(
+            quarantine_error_ratio=EnvVar("DVD_QUARANTINE_ERROR_RATIO"),
+            freshness_lag_days=EnvVar.int("DVD_FRESHNESS_LAG_DAYS"),
+        ),
     }
 
 

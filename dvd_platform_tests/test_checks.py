@@ -37,11 +37,14 @@ from dvd_platform.checks import declarative
 from dvd_platform.checks.declarative import RuleError, load_sql_checks, parse_expectation
 from dvd_platform.checks.staged import _quarantine_check, run_staged_checks, staged_check_specs
 from dvd_platform.checks.warehouse import fact_checks, mart_check, scd2_check, warehouse_check_specs
+from dvd_platform.contract.tables import STAGED_TABLES, TABLES
 from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.partitions import daily_partitions
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
-from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
+from dvd_platform.settings import ENV_VARS
+from dvd_platform.transforms.schemas import staged_schema
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform.warehouse.window import Window
 from dvd_platform_tests.crafted import drop
@@ -85,7 +88,7 @@ LATER = date(2022, 10, 20)  # a snapshot after the window: must not resolve keys
 
 
 def frame(spark, table: str, rows: list[dict]):
-    columns = list(STAGED_TYPES[table]) + ["dt"]
+    columns = list(TABLES[table].columns) + ["dt"]
     unknown = {c for r in rows for c in r} - set(columns)
     assert not unknown, unknown
     return spark.createDataFrame([tuple(r.get(c) for c in columns) for r in rows], staged_schema(table))
@@ -140,8 +143,7 @@ def reference_lake(tmp_path_factory, spark) -> LakeResource:
 
 
 @pytest.fixture
-def lake(reference_lake, monkeypatch) -> LakeResource:
-    monkeypatch.delenv("DVD_QUARANTINE_ERROR_RATIO", raising=False)  # the default threshold, 5 %
+def lake(reference_lake) -> LakeResource:
     return reference_lake
 
 
@@ -150,7 +152,8 @@ def staged_run(spark, lake, tmp_path, table, rows, counts=NO_QUARANTINE, snapsho
     df = frame(spark, table, rows)
     if snapshot is None:
         snapshot = {D: str(_write_snapshot(df, tmp_path / f"{table}-{uuid.uuid4().hex[:6]}"))}
-    results = by_name(run_staged_checks(table, df, counts, [D], lake, snapshot)[D])
+    # The default thresholds (quarantine: 5 %).
+    results = by_name(run_staged_checks(table, df, counts, [D], lake, snapshot, CheckThresholds())[D])
     assert set(results) == {s.name for s in staged_check_specs(table)}, "every declared check reports"
     return results
 
@@ -164,7 +167,7 @@ def test_check_specs_blocking_matches_severity():
     """ERROR checks are blocking, WARN ones are not (a WARN must never stop a load)."""
     warn = {("stg_payment", "fk_rental_id"), ("stg_payment", "amount_not_zero"), ("stg_payment", "paid_before_rental"),
             ("stg_rental", "returned")}
-    for table in STAGED_TYPES:
+    for table in STAGED_TABLES:
         for spec in staged_check_specs(table):
             assert spec.blocking == ((spec.asset_key.path[0], spec.name) not in warn), spec
     warn_wh = {"unknown_dimension_keys", "volume", "freshness"}
@@ -298,21 +301,37 @@ def test_schema_contract_fails_on_a_snapshot_with_the_wrong_columns(spark, lake,
     assert r["schema_contract"].passed and all(x.passed for x in r.values())
 
 
-def test_quarantine_ratio_threshold(monkeypatch):
-    monkeypatch.delenv("DVD_QUARANTINE_ERROR_RATIO", raising=False)
-    assert_outcome(_quarantine_check(MUCH_QUARANTINE), False, ERROR, 10)
+def test_quarantine_ratio_threshold():
+    default = CheckThresholds().quarantine_ratio
+    assert default == 0.05
+    assert_outcome(_quarantine_check(MUCH_QUARANTINE, default), False, ERROR, 10)
     # Under the threshold: passed (a failed blocking result would hold automation), the rows counted.
-    assert_outcome(_quarantine_check(LITTLE_QUARANTINE), True, WARN, 1)
-    assert_outcome(_quarantine_check(NO_QUARANTINE), True, WARN, 0)
-    assert_outcome(_quarantine_check({}), True, WARN, 0)
+    assert_outcome(_quarantine_check(LITTLE_QUARANTINE, default), True, WARN, 1)
+    assert_outcome(_quarantine_check(NO_QUARANTINE, default), True, WARN, 0)
+    assert_outcome(_quarantine_check({}, default), True, WARN, 0)
     # The worst day decides the severity, not the range's average.
     two_days = {D: {"rows_in": 10, "rows_out": 9, "rows_quarantined": 1},
                 D0: {"rows_in": 10_000, "rows_out": 10_000, "rows_quarantined": 0}}
-    result = _quarantine_check(two_days)
+    result = _quarantine_check(two_days, default)
     assert_outcome(result, False, ERROR, 1)
     assert meta(result, "worst_day") == str(D)
+    assert _quarantine_check(MUCH_QUARANTINE, 0.2).severity == WARN
+
+
+def test_thresholds_come_from_the_environment_when_a_run_starts(monkeypatch):
+    """The code location binds the thresholds to their variables (EnvVar: read when resources are built,
+    not at import); the defaults the README states are the resource's, which `stack up` writes."""
+    from dagster import build_resources
+
+    from dvd_platform.definitions import defs
+
     monkeypatch.setenv("DVD_QUARANTINE_ERROR_RATIO", "0.2")
-    assert _quarantine_check(MUCH_QUARANTINE).severity == WARN
+    monkeypatch.setenv("DVD_FRESHNESS_LAG_DAYS", "5")
+    with build_resources({"thresholds": defs.resources["check_thresholds"]}) as resources:
+        assert (resources.thresholds.quarantine_ratio, resources.thresholds.freshness_lag_days) == (0.2, 5)
+    defaults = CheckThresholds()
+    assert ENV_VARS["DVD_QUARANTINE_ERROR_RATIO"].endswith(f"(default {defaults.quarantine_error_ratio}).")
+    assert ENV_VARS["DVD_FRESHNESS_LAG_DAYS"].endswith(f"(default {defaults.freshness_lag_days}).")
 
 
 # ============================================================================ warehouse (SQL) checks
@@ -371,25 +390,26 @@ def add_payment(wh, payment_id: int, at: datetime, amount: str, rental_id: int |
 
 W = date(2022, 10, 10)
 WINDOW = Window(W, W)
+DEFAULTS = CheckThresholds()
 
 
 def test_fact_rental_checks(wh):
     add_rentals(wh, W, 3, 800000)
-    r = by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 3})[W])
+    r = by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 3}, thresholds=DEFAULTS)[W])
     assert set(r) == {s.name for s in warehouse_check_specs("fact_rental")}
     assert_outcome(r["reconciliation"], True, ERROR, 0)
     assert_outcome(r["unknown_dimension_keys"], True, WARN, 0)
     assert_outcome(r["volume"], True, WARN, 0)
     # Rows outside the window do not count.
     add_rentals(wh, W + timedelta(1), 4, 800100)
-    assert by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 3})[W])["reconciliation"].passed
+    assert by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 3}, thresholds=DEFAULTS)[W])["reconciliation"].passed
 
     # Bad: staged rows missing from the fact, two rows bound to unknown members of different
     # dimensions, a staged day with nothing loaded.
     add_rentals(wh, W, 1, 800010, film_key=-1)
     execute(wh, "UPDATE dw.fact_rental SET customer_key = -1 WHERE rental_id = 800000")
     window = Window(W - timedelta(1), W)
-    days = fact_checks(wh, "fact_rental", window, {W - timedelta(1): 2, W: 7})
+    days = fact_checks(wh, "fact_rental", window, {W - timedelta(1): 2, W: 7}, thresholds=DEFAULTS)
     before, r = by_name(days[W - timedelta(1)]), by_name(days[W])
     assert_outcome(r["reconciliation"], False, ERROR, 3)  # each day against its own staged rows
     assert meta(r["reconciliation"], "fact_rows") == 4
@@ -406,10 +426,10 @@ def test_volume_outlier_is_a_warning(wh):
     for n in range(1, 8):  # seven previous days of 10 rentals
         add_rentals(wh, W - timedelta(n), 10, 800000 + 100 * n)
     add_rentals(wh, W, 30, 800900)  # 3x the median: fine
-    r = fact_checks(wh, "fact_rental", WINDOW, {W: 30})[W]
+    r = fact_checks(wh, "fact_rental", WINDOW, {W: 30}, thresholds=DEFAULTS)[W]
     assert_outcome(by_name(r)["volume"], True, WARN, 0)
     add_rentals(wh, W, 20, 800950)  # 50 rows = 5x the median of the previous 28 days
-    volume = by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 50})[W])["volume"]
+    volume = by_name(fact_checks(wh, "fact_rental", WINDOW, {W: 50}, thresholds=DEFAULTS)[W])["volume"]
     assert_outcome(volume, False, WARN, 1)
     assert meta(volume, "samples") == [{"day": str(W), "rows": 50, "median_28d": 10}]
 
@@ -419,26 +439,29 @@ def test_fact_payment_checks(wh):
     add_payment(wh, 800001, ts("2022-10-10 12:00"), "2.99", 800001)
     add_payment(wh, 800002, ts("2022-10-10 13:00"), "1.01", 800001)
     add_payment(wh, 800003, datetime.now(UTC) - timedelta(hours=1), "1.00")  # today: fresh
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 2}, {W: Decimal("4.00")})[W])
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 2}, {W: Decimal("4.00")}, thresholds=DEFAULTS)[W])
     assert set(r) == {s.name for s in warehouse_check_specs("fact_payment")}
     for name, x in r.items():
         assert_outcome(x, True, ERROR if name in ("reconciliation", "unknown_after_rental_loaded") else WARN, 0)
     # One cent off is a reconciliation failure even with the right row count.
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 2}, {W: Decimal("4.01")})[W])
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 2}, {W: Decimal("4.01")}, thresholds=DEFAULTS)[W])
     assert_outcome(r["reconciliation"], False, ERROR, 1)
     # A payment still on unknown keys although its rental is loaded; the newest payment is old.
     add_payment(wh, 800004, ts("2022-10-10 14:00"), "3.00", 800001, film_key=-1)
     execute(wh, "DELETE FROM dw.fact_payment WHERE payment_id = 800003")
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 3}, {W: Decimal("7.00")})[W])
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 3}, {W: Decimal("7.00")}, thresholds=DEFAULTS)[W])
     assert_outcome(r["reconciliation"], True, ERROR, 0)
     assert_outcome(r["unknown_after_rental_loaded"], False, ERROR, 1)
     assert meta(r["unknown_after_rental_loaded"], "samples")[0]["payment_id"] == 800004
     assert_outcome(r["unknown_dimension_keys"], False, WARN, 1)
     assert_outcome(r["freshness"], False, WARN, 1)
     assert meta(r["freshness"], "newest_day") == "2022-10-10"
+    lenient = CheckThresholds(freshness_lag_days=100_000)  # the lag is the resource's
+    fresh = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 3}, {W: Decimal("7.00")}, thresholds=lenient)[W])
+    assert fresh["freshness"].passed and meta(fresh["freshness"], "allowed_lag_days") == 100_000
     # A payment whose rental is not loaded may keep unknown keys (it is completed later).
     execute(wh, "UPDATE dw.fact_payment SET rental_id = 899999 WHERE payment_id = 800004")
-    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 3}, {W: Decimal("7.00")})[W])
+    r = by_name(fact_checks(wh, "fact_payment", WINDOW, {W: 3}, {W: Decimal("7.00")}, thresholds=DEFAULTS)[W])
     assert r["unknown_after_rental_loaded"].passed and not r["unknown_dimension_keys"].passed
 
 

@@ -20,11 +20,12 @@ from dagster import (
 )
 
 from dvd_platform.checks.results import evaluations
-from dvd_platform.checks.staged import FOREIGN_KEYS, run_staged_checks, staged_check_specs
+from dvd_platform.checks.staged import run_staged_checks, staged_check_specs
+from dvd_platform.contract.tables import STAGED_TABLES, TABLES
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
-from dvd_platform.transforms.schemas import STAGED_TABLES, STAGED_TYPES
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.transforms.staging import day_counts, stage_table
 
 QUARANTINE_ZONE = "quarantine"
@@ -43,6 +44,8 @@ def _preview(df, rows: int = 5) -> str:
 
 
 def build_staged_asset(table: str) -> AssetsDefinition:
+    contract = TABLES[table]
+
     @asset(
         name=f"stg_{table}",
         ins={"raw": AssetIn(key=f"raw_{table}")},
@@ -55,12 +58,13 @@ def build_staged_asset(table: str) -> AssetsDefinition:
         owners=["team:data-platform"],
         description=f"{table} rows of each day, typed (explicit schema, timestamps in UTC), trimmed and "
         f"de-duplicated on the primary key (latest last_update wins); bad rows are quarantined.",
-        metadata={"table_contract": STAGED_TYPES[table]},
+        metadata={"table_contract": contract.types},
         check_specs=staged_check_specs(table),
         # Foreign-key checks read the referenced staged tables: stage those first.
-        deps=[AssetKey(f"stg_{fk.table}") for fk in FOREIGN_KEYS.get(table, ())],
+        deps=[AssetKey(f"stg_{fk.table}") for fk in contract.foreign_keys],
     )
-    def staged(context: AssetExecutionContext, raw: list, spark: SparkResource, lake: LakeResource):
+    def staged(context: AssetExecutionContext, raw: list, spark: SparkResource, lake: LakeResource,
+               check_thresholds: CheckThresholds):
         result = stage_table(spark.session, table, raw)
         try:
             counts = day_counts(result)
@@ -85,7 +89,7 @@ def build_staged_asset(table: str) -> AssetsDefinition:
                     "range_rows_out": totals["rows_out"],
                     "range_rows_quarantined": totals["rows_quarantined"],
                     "schema": TableSchema(
-                        columns=[TableColumn(name, kind) for name, kind in STAGED_TYPES[table].items()]
+                        columns=[TableColumn(c.name, c.type) for c in contract.schema]
                         + [TableColumn("dt", "date")]
                     ),
                     "preview": MetadataValue.md(_preview(result.staged)),
@@ -93,7 +97,7 @@ def build_staged_asset(table: str) -> AssetsDefinition:
             )
             # The snapshot is written (the IO manager ran on the yield): check what was written.
             snapshots = lake.day_paths("staged", f"stg_{table}", days)
-            day_results = run_staged_checks(table, result.staged, counts, days, lake, snapshots)
+            day_results = run_staged_checks(table, result.staged, counts, days, lake, snapshots, check_thresholds)
             yield from evaluations(context, {day.isoformat(): r for day, r in day_results.items()})
         finally:
             result.annotated.unpersist()

@@ -19,6 +19,7 @@ from dvd_platform.io_managers.postgres import WarehouseLoad
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.transforms import warehouse as T
 from dvd_platform.transforms.schemas import quarantine_schema
@@ -104,26 +105,28 @@ def _window(context: AssetExecutionContext) -> Window:
 @asset(ins=_ins(rental={}, inventory=AS_OF), deps=[dim_customer, dim_film, dim_store, dim_staff],
        group_name="warehouse", check_specs=warehouse_check_specs("fact_rental"), **COMMON)
 def fact_rental(context: AssetExecutionContext, rental, inventory, spark: SparkResource, lake: LakeResource,
-                warehouse: WarehouseResource):
+                warehouse: WarehouseResource, check_thresholds: CheckThresholds):
     """One row per rental, bound to the dimension versions valid at rental time. The store is the
     inventory item's store (as of the rental's day). Loading a rental completes its late-arriving payments."""
     per_day = {r["dt"]: r["count"] for r in rental.groupBy("dt").count().collect()}
     yield Output(WarehouseLoad(T.rental_rows(rental, inventory), _quarantined(spark, lake, "rental", context)))
-    yield from _per_day(context, fact_checks(warehouse, "fact_rental", _window(context), per_day))
+    yield from _per_day(context, fact_checks(warehouse, "fact_rental", _window(context), per_day,
+                                             thresholds=check_thresholds))
     yield from report_fixups(warehouse, "fact_rental")
 
 
 @asset(ins=_ins(payment={}), deps=[fact_rental, dim_customer, dim_staff], group_name="warehouse",
        check_specs=warehouse_check_specs("fact_payment"), **COMMON)
 def fact_payment(context: AssetExecutionContext, payment, spark: SparkResource, lake: LakeResource,
-                 warehouse: WarehouseResource):
+                 warehouse: WarehouseResource, check_thresholds: CheckThresholds):
     """One row per payment (the seeds' fact_sales at payment grain), with the rental's role-played
     date keys, film and store; unknown (-1) until the rental loads, then completed."""
     stats = payment.groupBy("dt").agg(F.count(F.lit(1)).alias("n"), F.sum("amount").alias("amount")).collect()
     per_day = {r["dt"]: r["n"] for r in stats}
     amounts = {r["dt"]: r["amount"] if r["amount"] is not None else Decimal(0) for r in stats}
     yield Output(WarehouseLoad(T.payment_rows(payment), _quarantined(spark, lake, "payment", context)))
-    yield from _per_day(context, fact_checks(warehouse, "fact_payment", _window(context), per_day, amounts))
+    yield from _per_day(context, fact_checks(warehouse, "fact_payment", _window(context), per_day, amounts,
+                                             thresholds=check_thresholds))
 
 
 def _per_day(context: AssetExecutionContext, day_results: dict) -> list:

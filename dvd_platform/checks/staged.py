@@ -2,6 +2,11 @@
 
 ERROR checks are blocking: a failure stops the warehouse assets of those days in the same run
 (and automation waits for a passing evaluation). Known quirks of real data are WARN.
+
+Each check is one :class:`StagedCheck` holding its spec and its evaluation, so a check cannot be
+declared without being evaluated, or evaluated under another name or severity than declared.
+The per-table ones derive from the table contract (primary key, required columns, foreign keys,
+event column); the value ranges and the rules across columns or tables are declared here.
 """
 
 from __future__ import annotations
@@ -9,216 +14,167 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
+from typing import Callable
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from dvd_platform.checks.results import SAMPLE_ROWS, result, spec
+from dvd_platform.contract.tables import TABLES, ForeignKey, TableSpec
 from dvd_platform.resources.lake import LakeResource
-from dvd_platform.contract.tables import TABLES
-from dvd_platform.transforms.schemas import STAGED_TYPES, staged_schema
+from dvd_platform.resources.thresholds import CheckThresholds
+from dvd_platform.transforms.schemas import staged_schema
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
 
-#: Columns a row is useless without (besides its key).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "rental": ("rental_date", "inventory_id", "customer_id", "staff_id"),
-    "payment": ("customer_id", "staff_id", "amount", "payment_date"),
-    "customer": ("store_id", "first_name", "last_name", "address_id"),
-    "address": ("address", "city_id"),
-    "city": ("city", "country_id"),
-    "country": ("country",),
-    "film": ("title", "language_id", "rental_duration", "rental_rate", "replacement_cost"),
-    "language": ("name",),
-    "category": ("name",),
-    "film_category": (),
-    "inventory": ("film_id", "store_id"),
-    "store": ("address_id",),
-    "staff": ("first_name", "last_name", "store_id"),
-}
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    column: str
-    table: str  # referenced staged table (its primary key column has the same name)
-    severity: AssetCheckSeverity = ERROR
-
-
-FOREIGN_KEYS: dict[str, tuple[ForeignKey, ...]] = {
-    "rental": (ForeignKey("inventory_id", "inventory"), ForeignKey("customer_id", "customer"),
-               ForeignKey("staff_id", "staff")),
-    # A payment may land before its rental (late-arriving; completed by the warehouse): WARN.
-    "payment": (ForeignKey("customer_id", "customer"), ForeignKey("rental_id", "rental", WARN)),
-    "inventory": (ForeignKey("film_id", "film"), ForeignKey("store_id", "store")),
-}
-
-#: Value ranges: (check name, SQL condition a valid row satisfies, severity).
-RANGES: dict[str, tuple[tuple[str, str, AssetCheckSeverity], ...]] = {
-    "payment": (("amount_not_negative", "amount >= 0", ERROR), ("amount_not_zero", "amount <> 0", WARN)),
-    "film": (("rates_and_length_positive", "rental_rate > 0 AND replacement_cost > 0 AND length > 0", ERROR),),
-    "rental": (("returned", "return_date IS NOT NULL", WARN),),
-}
-
-
-def staged_check_specs(table: str) -> list[AssetCheckSpec]:
-    asset = f"stg_{table}"
-    specs = [
-        spec(asset, "primary_key", f"{', '.join(TABLES[table].primary_key)} unique and not null per day"),
-        spec(asset, "schema_contract", "the snapshot's Parquet schema has exactly the contract's columns"),
-        spec(asset, "quarantine_ratio", "quarantined / input rows: ERROR above the threshold "
-             "(DVD_QUARANTINE_ERROR_RATIO, default 0.05) fails the day; under it, the count is reported"),
-    ]
-    if REQUIRED[table]:
-        specs.append(spec(asset, "required_columns", f"not null: {', '.join(REQUIRED[table])}"))
-    for fk in FOREIGN_KEYS.get(table, ()):
-        specs.append(spec(asset, f"fk_{fk.column}", f"{fk.column} resolves to a staged {fk.table} "
-                          f"({fk.severity.value})", blocking=fk.severity == ERROR))
-    for name, condition, severity in RANGES.get(table, ()):
-        specs.append(spec(asset, name, f"{condition} ({severity.value})", blocking=severity == ERROR))
-    if TABLES[table].is_event:
-        specs.append(spec(asset, "event_time_in_partition", f"{TABLES[table].event_column} falls on the partition's UTC day"))
-    if table == "rental":
-        specs.append(spec(asset, "return_after_rental", "return_date >= rental_date"))
-    if table == "payment":
-        specs.append(spec(asset, "paid_before_rental", "payments dated before their rental (a known pagila quirk, WARN)",
-                          blocking=False))
-    return specs
-
-
-#: A staged check's results, one list per day of the window.
+#: One check's results over the window, one per day.
+PerDay = dict[date, AssetCheckResult]
+#: A staged asset's results, one list per day of the window.
 DayResults = dict[date, list[AssetCheckResult]]
 
 
-def _row_conditions(table: str) -> dict[str, str]:
-    """SQL conditions an offending row meets, one per row-level check (evaluated in one pass)."""
-    spec_ = TABLES[table]
-    conditions = {"null_key": " OR ".join(f"{k} IS NULL" for k in spec_.primary_key)}
-    if REQUIRED[table]:
-        conditions["required"] = " OR ".join(f"{c} IS NULL" for c in REQUIRED[table])
-    for name, condition, _ in RANGES.get(table, ()):
-        conditions[name] = f"NOT ({condition})"
-    if spec_.is_event:
-        conditions["event_day"] = f"to_date({spec_.event_column}) <> dt"
-    if table == "rental":
-        conditions["return_order"] = "return_date < rental_date"
-    return conditions
+@dataclass(frozen=True)
+class StagedCheck:
+    """One check of ``stg_<table>``: what it is (name, severity, description) and how it is evaluated."""
+
+    name: str
+    description: str
+    evaluate: Callable[[StagedCheck, Evaluation], PerDay]
+    severity: AssetCheckSeverity = ERROR
+    condition: str | None = None  # SQL an offending row meets: counted with the others in one pass
+
+    @property
+    def blocking(self) -> bool:
+        """ERROR checks hold their dependents for the day; a WARN must never stop a load."""
+        return self.severity == ERROR
+
+    def spec(self, table: str) -> AssetCheckSpec:
+        return spec(f"stg_{table}", self.name, self.description, blocking=self.blocking)
+
+    def run(self, ev: Evaluation) -> PerDay:
+        return self.evaluate(self, ev)
 
 
-def _spread(out: DayResults, name: str, per_day: dict[date, int], severity: AssetCheckSeverity, query: str,
-            samples) -> None:
-    """One result per day of ``out``; sample rows (taken once, only when some day offends) go to their day."""
-    rows = samples() if any(per_day.values()) else []
-    for day, results in out.items():
-        n = per_day.get(day, 0)
-        day_samples = [r for r in rows if r["dt"] == day] if n else None
-        results.append(result(name, n, severity=severity, query=query, samples=day_samples))
+@dataclass
+class Evaluation:
+    """What the checks of one staged asset read: the window's rows, and what they share (computed once)."""
+
+    contract: TableSpec
+    staged: DataFrame
+    counts: dict[date, dict[str, int]]
+    days: list[date]
+    lake: LakeResource
+    snapshot_paths: dict[date, str]
+    thresholds: CheckThresholds
+    checks: tuple[StagedCheck, ...]
+
+    @cached_property
+    def offending(self) -> dict[str, dict[date, int]]:
+        """Offending rows per row-level check and day: one grouped aggregation over the rows."""
+        conditions = {c.name: c.condition for c in self.checks if c.condition}
+        agg = self.staged.groupBy("dt").agg(
+            *[F.sum(F.when(F.expr(c), 1).otherwise(0)).alias(n) for n, c in conditions.items()])
+        offending: dict[str, dict[date, int]] = {n: {} for n in conditions}
+        for row in agg.collect():
+            for n in conditions:
+                offending[n][row["dt"]] = row[n] or 0
+        return offending
+
+    @cached_property
+    def shown(self) -> list[str]:
+        """The columns a sample row shows: the key, the first few others, the day."""
+        key = list(self.contract.primary_key)
+        return list(dict.fromkeys(key + [c for c in self.contract.columns if c != "last_update"][:6] + ["dt"]))
+
+    def sample(self, condition: str) -> list:
+        return self.staged.where(F.expr(condition)).select(*self.shown).limit(SAMPLE_ROWS).collect()
+
+    def history(self, table: str) -> DataFrame:
+        """The staged rows of ``table`` up to the window's last day (what a key may resolve to)."""
+        last = max(self.days)
+        days = [d for d in self.lake.snapshot_days("staged", f"stg_{table}") if d <= last]
+        return self.lake.read_days(self.staged.sparkSession, "staged", f"stg_{table}", days, staged_schema(table),
+                                   required=False)
+
+    def spread(self, check: StagedCheck, per_day: dict[date, int], query: str, samples: Callable[[], list]) -> PerDay:
+        """One result per day; sample rows (taken once, only when some day offends) go to their day."""
+        rows = samples() if any(per_day.values()) else []
+        out = {}
+        for day in self.days:
+            n = per_day.get(day, 0)
+            day_samples = [r for r in rows if r["dt"] == day] if n else None
+            out[day] = result(check.name, n, severity=check.severity, query=query, samples=day_samples)
+        return out
 
 
 def _per_day(df: DataFrame) -> dict[date, int]:
     return {r["dt"]: r["count"] for r in df.groupBy("dt").count().collect()}
 
 
-def run_staged_checks(table: str, staged: DataFrame, counts: dict, days: list[date], lake: LakeResource,
-                      snapshot_paths: dict[date, str]) -> DayResults:
-    """Evaluate every check of ``stg_<table>`` on the window's staged rows, per day."""
-    out: DayResults = {day: [] for day in days}
-    _row_checks(table, staged, out)
-    _reference_checks(table, staged, max(days), lake, out)
-    schema = _schema_check(staged.sparkSession, table, snapshot_paths)
-    for day, results in out.items():
-        results.append(schema)
-        results.append(_quarantine_check({day: counts.get(day, {"rows_in": 0, "rows_quarantined": 0})}))
-    return out
+def _rows_meeting_condition(check: StagedCheck, ev: Evaluation) -> PerDay:
+    return ev.spread(check, ev.offending[check.name], f"SELECT * FROM stg_{ev.contract.name} WHERE {check.condition}",
+                     lambda: ev.sample(check.condition))
 
 
-def _row_checks(table: str, staged: DataFrame, out: DayResults) -> None:
-    """Key, required, range, event-day and order checks: one grouped aggregation over the rows."""
-    key_cols = list(TABLES[table].primary_key)
-    show = _shown_columns(table)
-    conditions = _row_conditions(table)
-    agg = staged.groupBy("dt").agg(*[F.sum(F.when(F.expr(c), 1).otherwise(0)).alias(n) for n, c in conditions.items()])
-    offending = {n: {} for n in conditions}
-    for row in agg.collect():
-        for n in conditions:
-            offending[n][row["dt"]] = row[n] or 0
-
-    def sample(name: str):
-        return lambda: _sample(staged, F.expr(conditions[name]), show)
-
-    duplicates = staged.groupBy(*key_cols, "dt").count().where("count > 1")
-    pk_bad = _per_day(duplicates)
-    pk_bad = {d: pk_bad.get(d, 0) + offending["null_key"].get(d, 0) for d in set(pk_bad) | set(offending["null_key"])}
-    _spread(out, "primary_key", pk_bad, ERROR,
-            f"SELECT {', '.join(key_cols)}, dt, count(*) FROM stg_{table} GROUP BY {', '.join(key_cols)}, dt "
-            f"HAVING count(*) > 1 -- plus rows where {conditions['null_key']}",
-            lambda: duplicates.limit(SAMPLE_ROWS).collect() + _sample(staged, F.expr(conditions["null_key"]), show))
-    if "required" in conditions:
-        _spread(out, "required_columns", offending["required"], ERROR,
-                f"SELECT * FROM stg_{table} WHERE {conditions['required']}", sample("required"))
-    for name, condition, severity in RANGES.get(table, ()):
-        _spread(out, name, offending[name], severity, f"SELECT * FROM stg_{table} WHERE NOT ({condition})", sample(name))
-    if "event_day" in conditions:
-        _spread(out, "event_time_in_partition", offending["event_day"], ERROR,
-                f"SELECT * FROM stg_{table} WHERE {conditions['event_day']}", sample("event_day"))
-    if table == "rental":
-        _spread(out, "return_after_rental", offending["return_order"], ERROR,
-                "SELECT * FROM stg_rental WHERE return_date < rental_date", sample("return_order"))
+def _primary_key(check: StagedCheck, ev: Evaluation) -> PerDay:
+    """Duplicated keys per day, plus the rows without a key (the check's condition)."""
+    key = ", ".join(ev.contract.primary_key)
+    duplicates = ev.staged.groupBy(*ev.contract.primary_key, "dt").count().where("count > 1")
+    dup, null_key = _per_day(duplicates), ev.offending[check.name]
+    bad = {d: dup.get(d, 0) + null_key.get(d, 0) for d in set(dup) | set(null_key)}
+    return ev.spread(check, bad, f"SELECT {key}, dt, count(*) FROM stg_{ev.contract.name} GROUP BY {key}, dt "
+                     f"HAVING count(*) > 1 -- plus rows where {check.condition}",
+                     lambda: duplicates.limit(SAMPLE_ROWS).collect() + ev.sample(check.condition))
 
 
-def _reference_checks(table: str, staged: DataFrame, last: date, lake: LakeResource, out: DayResults) -> None:
-    """Foreign keys against the referenced staged tables up to the window's last day, and (payments)
-    payments dated before their rental."""
-    spark, show = staged.sparkSession, _shown_columns(table)
-    history_days = _days_until(lake, last)
-    for fk in FOREIGN_KEYS.get(table, ()):
-        referenced = lake.read_days(spark, "staged", f"stg_{fk.table}", history_days(fk.table),
-                                    staged_schema(fk.table), required=False).select(fk.column).distinct()
-        orphans = staged.where(F.col(fk.column).isNotNull()).join(referenced, fk.column, "left_anti")
-        _spread(out, f"fk_{fk.column}", _per_day(orphans), fk.severity,
-                f"SELECT * FROM stg_{table} t WHERE NOT EXISTS (SELECT 1 FROM stg_{fk.table} r "
-                f"WHERE r.{fk.column} = t.{fk.column} AND r.dt <= <last day>)",
-                lambda: orphans.select(*show).limit(SAMPLE_ROWS).collect())
-    if table == "payment":
-        rentals = lake.read_days(spark, "staged", "stg_rental", history_days("rental"), staged_schema("rental"),
-                                 required=False).select("rental_id", "rental_date")
-        early = staged.join(rentals, "rental_id").where(F.col("payment_date") < F.col("rental_date"))
-        _spread(out, "paid_before_rental", _per_day(early), WARN,
-                "SELECT p.* FROM stg_payment p JOIN stg_rental r USING (rental_id) WHERE p.payment_date < r.rental_date",
-                lambda: early.select(*show, "rental_date").limit(SAMPLE_ROWS).collect())
+def _foreign_key(fk: ForeignKey) -> StagedCheck:
+    """Keys that resolve to no staged row of the referenced table up to the window's last day."""
+
+    def evaluate(check: StagedCheck, ev: Evaluation) -> PerDay:
+        referenced = ev.history(fk.table).select(F.col(fk.referenced_column).alias(fk.column)).distinct()
+        orphans = ev.staged.where(F.col(fk.column).isNotNull()).join(referenced, fk.column, "left_anti")
+        return ev.spread(check, _per_day(orphans),
+                         f"SELECT * FROM stg_{ev.contract.name} t WHERE NOT EXISTS (SELECT 1 FROM stg_{fk.table} r "
+                         f"WHERE r.{fk.referenced_column} = t.{fk.column} AND r.dt <= <last day>)",
+                         lambda: orphans.select(*ev.shown).limit(SAMPLE_ROWS).collect())
+
+    severity = WARN if fk.may_lag else ERROR
+    return StagedCheck(f"fk_{fk.column}", f"{fk.column} resolves to a staged {fk.table} ({severity.value})",
+                       evaluate, severity)
 
 
-def _shown_columns(table: str) -> list[str]:
-    """The columns a sample row shows: the key, the first few others, the day."""
-    key_cols = list(TABLES[table].primary_key)
-    return list(dict.fromkeys(key_cols + [c for c in STAGED_TYPES[table] if c != "last_update"][:6] + ["dt"]))
+def _paid_before_rental(check: StagedCheck, ev: Evaluation) -> PerDay:
+    rentals = ev.history("rental").select("rental_id", "rental_date")
+    early = ev.staged.join(rentals, "rental_id").where(F.col("payment_date") < F.col("rental_date"))
+    return ev.spread(check, _per_day(early),
+                     "SELECT p.* FROM stg_payment p JOIN stg_rental r USING (rental_id) "
+                     "WHERE p.payment_date < r.rental_date",
+                     lambda: early.select(*ev.shown, "rental_date").limit(SAMPLE_ROWS).collect())
 
 
-def _sample(df: DataFrame, condition, columns: list[str]) -> list:
-    return df.where(condition).select(*columns).limit(SAMPLE_ROWS).collect()
-
-
-def _days_until(lake: LakeResource, last: date):
-    def days(table: str) -> list[date]:
-        return [d for d in lake.snapshot_days("staged", f"stg_{table}") if d <= last]
-    return days
-
-
-def _schema_check(spark, table: str, snapshot_paths: dict[date, str]) -> AssetCheckResult:
-    """Read the written Parquet's own schema (no schema imposed) and compare with the contract."""
-    expected = list(STAGED_TYPES[table]) + ["dt"]
-    written = [p for p in snapshot_paths.values() if any(f.endswith(".parquet") for f in os.listdir(p))]
-    actual = spark.read.parquet(written[0]).columns if written else expected
+def _schema_contract(check: StagedCheck, ev: Evaluation) -> PerDay:
+    """Read the written Parquet's own schema (no schema imposed) and compare with the contract: one
+    result for the window, reported on each day."""
+    expected = list(ev.contract.columns) + ["dt"]
+    written = [p for p in ev.snapshot_paths.values() if any(f.endswith(".parquet") for f in os.listdir(p))]
+    actual = ev.staged.sparkSession.read.parquet(written[0]).columns if written else expected
     missing = [c for c in expected if c not in actual]
     added = [c for c in actual if c not in expected]
-    return result("schema_contract", len(missing) + len(added), severity=ERROR,
-                  query=f"parquet schema of {written[0] if written else '(no rows written)'}",
-                  missing_columns=", ".join(missing) or "none", added_columns=", ".join(added) or "none")
+    outcome = result(check.name, len(missing) + len(added), severity=check.severity,
+                     query=f"parquet schema of {written[0] if written else '(no rows written)'}",
+                     missing_columns=", ".join(missing) or "none", added_columns=", ".join(added) or "none")
+    return dict.fromkeys(ev.days, outcome)
 
 
-def _quarantine_check(counts: dict) -> AssetCheckResult:
-    threshold = float(os.environ.get("DVD_QUARANTINE_ERROR_RATIO", "0.05"))
+def _quarantine_ratio(check: StagedCheck, ev: Evaluation) -> PerDay:
+    no_rows = {"rows_in": 0, "rows_quarantined": 0}
+    return {day: _quarantine_check({day: ev.counts.get(day, no_rows)}, ev.thresholds.quarantine_ratio)
+            for day in ev.days}
+
+
+def _quarantine_check(counts: dict, threshold: float) -> AssetCheckResult:
     rows_in = sum(c["rows_in"] for c in counts.values())
     quarantined = sum(c["rows_quarantined"] for c in counts.values())
     ratio = quarantined / rows_in if rows_in else 0.0
@@ -230,3 +186,71 @@ def _quarantine_check(counts: dict) -> AssetCheckResult:
     return result("quarantine_ratio", quarantined, severity=severity, passed=worst[1] <= threshold,
                   query="rows quarantined / rows read, per day", ratio=round(ratio, 6), threshold=threshold,
                   worst_day=str(worst[0]), worst_day_ratio=round(worst[1], 6))
+
+
+def _value_range(name: str, valid: str, severity: AssetCheckSeverity = ERROR) -> StagedCheck:
+    """Rows that do not satisfy ``valid`` (SQL) offend."""
+    return StagedCheck(name, f"{valid} ({severity.value})", _rows_meeting_condition, severity, f"NOT ({valid})")
+
+
+#: Value ranges, per table.
+RANGES: dict[str, tuple[StagedCheck, ...]] = {
+    "payment": (_value_range("amount_not_negative", "amount >= 0"),
+                _value_range("amount_not_zero", "amount <> 0", WARN)),
+    "film": (_value_range("rates_and_length_positive", "rental_rate > 0 AND replacement_cost > 0 AND length > 0"),),
+    "rental": (_value_range("returned", "return_date IS NOT NULL", WARN),),
+}
+
+#: Rules across columns or tables, per table.
+RULES: dict[str, tuple[StagedCheck, ...]] = {
+    "rental": (StagedCheck("return_after_rental", "return_date >= rental_date", _rows_meeting_condition,
+                           condition="return_date < rental_date"),),
+    "payment": (StagedCheck("paid_before_rental", "payments dated before their rental (a known pagila quirk, WARN)",
+                            _paid_before_rental, WARN),),
+}
+
+SCHEMA_CONTRACT = StagedCheck("schema_contract", "the snapshot's Parquet schema has exactly the contract's columns",
+                              _schema_contract)
+QUARANTINE_RATIO = StagedCheck("quarantine_ratio", "quarantined / input rows: ERROR above the threshold "
+                               "(DVD_QUARANTINE_ERROR_RATIO, default 0.05) fails the day; under it, the count is "
+                               "reported", _quarantine_ratio)
+
+
+def _any_null(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f"{c} IS NULL" for c in columns)
+
+
+def staged_checks(table: str) -> tuple[StagedCheck, ...]:
+    """Every check of ``stg_<table>``: the contract's (key, required columns, foreign keys, event day),
+    the file checks, then the table's ranges and rules."""
+    contract = TABLES[table]
+    key, required, event = contract.primary_key, contract.required, contract.event_column
+    checks = [StagedCheck("primary_key", f"{', '.join(key)} unique and not null per day", _primary_key,
+                          condition=_any_null(key)),
+              SCHEMA_CONTRACT, QUARANTINE_RATIO]
+    if required:
+        checks.append(StagedCheck("required_columns", f"not null: {', '.join(required)}", _rows_meeting_condition,
+                                  condition=_any_null(required)))
+    checks += [_foreign_key(fk) for fk in contract.foreign_keys]
+    checks += RANGES.get(table, ())
+    if event:
+        checks.append(StagedCheck("event_time_in_partition", f"{event} falls on the partition's UTC day",
+                                  _rows_meeting_condition, condition=f"to_date({event}) <> dt"))
+    checks += RULES.get(table, ())
+    return tuple(checks)
+
+
+def staged_check_specs(table: str) -> list[AssetCheckSpec]:
+    return [check.spec(table) for check in staged_checks(table)]
+
+
+def run_staged_checks(table: str, staged: DataFrame, counts: dict, days: list[date], lake: LakeResource,
+                      snapshot_paths: dict[date, str], thresholds: CheckThresholds) -> DayResults:
+    """Evaluate every check of ``stg_<table>`` on the window's staged rows, per day."""
+    checks = staged_checks(table)
+    ev = Evaluation(TABLES[table], staged, counts, days, lake, snapshot_paths, thresholds, checks)
+    out: DayResults = {day: [] for day in days}
+    for check in checks:
+        for day, outcome in check.run(ev).items():
+            out[day].append(outcome)
+    return out

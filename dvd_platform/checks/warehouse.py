@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -11,6 +10,7 @@ from psycopg2 import sql
 
 from dvd_platform.checks.results import result, spec
 from dvd_platform.partitions import daily_partitions, monthly_partitions
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.warehouse.window import Window
 
@@ -85,7 +85,8 @@ def _by_day(rows: list[dict]) -> dict[date, list[dict]]:
 
 
 def fact_checks(warehouse: WarehouseResource, asset: str, window: Window, staged_per_day: dict[date, int],
-                staged_amount_per_day: dict[date, Decimal] | None = None) -> DayResults:
+                staged_amount_per_day: dict[date, Decimal] | None = None, *,
+                thresholds: CheckThresholds) -> DayResults:
     """Every check of a fact, per day of the window, against the staged rows (and amounts) per day."""
     out: DayResults = {day: [] for day in _days(window)}
     conn = warehouse.connect()
@@ -94,7 +95,7 @@ def fact_checks(warehouse: WarehouseResource, asset: str, window: Window, staged
         _unknown_keys(conn, asset, window, out)
         _volume(conn, asset, window, staged_per_day, out)
         if asset == "fact_payment":
-            _payment_checks(conn, window, out)
+            _payment_checks(conn, window, thresholds.freshness_lag_days, out)
         return out
     finally:
         conn.close()
@@ -152,14 +153,13 @@ UNKNOWN_AFTER_RENTAL_LOADED = sql.SQL("""
 NEWEST_PAYMENT_DAY = "SELECT max(payment_ts AT TIME ZONE 'UTC')::date FROM dw.fact_payment"
 
 
-def _payment_checks(conn, window: Window, out: DayResults) -> None:
+def _payment_checks(conn, window: Window, lag: int, out: DayResults) -> None:
     """Payments still on unknown keys once their rental is loaded; freshness of the newest payment
     (a table-wide fact, reported on every day of the window)."""
     with conn.cursor() as cur:
         cur.execute(UNKNOWN_AFTER_RENTAL_LOADED, window.params)
         names = [d.name for d in cur.description]
         rows = _by_day([dict(zip(names, row)) for row in cur.fetchall()])
-    lag = int(os.environ.get("DVD_FRESHNESS_LAG_DAYS", "2"))
     (newest,) = _one(conn, sql.SQL(NEWEST_PAYMENT_DAY), {})
     stale = newest is None or newest < date.today() - timedelta(days=lag)
     text = _text(conn, UNKNOWN_AFTER_RENTAL_LOADED)

@@ -1,6 +1,7 @@
 """The landing contract the runtime reads and every producer writes.
 
-- ``tables``  which tables a daily drop holds: columns, primary key, event column
+- ``tables``  one declaration per table a daily drop holds: typed columns, primary key, required
+              columns, foreign keys, event column (the layout: event or reference table)
 - ``drops``   the drop layout (object and manifest keys, the manifest), the ``DropSource``
               protocol and the upload of a source's days, manifest last
 

@@ -55,6 +55,13 @@ def _has_rows(path: Path) -> bool:
         return bool(stream.read(1))
 
 
+def apply_ddl(cur) -> None:
+    """Create the OLTP schema (``sql/oltp/``, files in name order) in the cursor's database: a sample
+    database's, or a scratch one the tests compare with the contract."""
+    for ddl in sorted((e for e in OLTP_SQL_DIR.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name):
+        cur.execute(ddl.read_text())
+
+
 def create_database(admin_dsn: str, oltp_dsn: str) -> None:
     """Drop and create the OLTP database named in ``oltp_dsn``, apply the DDL, and let its role read it."""
     target = parse_dsn(oltp_dsn)
@@ -70,8 +77,7 @@ def create_database(admin_dsn: str, oltp_dsn: str) -> None:
     conn = psycopg2.connect(make_dsn(admin_dsn, dbname=name))
     try:
         with conn, conn.cursor() as cur:
-            for ddl in sorted((e for e in OLTP_SQL_DIR.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name):
-                cur.execute(ddl.read_text())
+            apply_ddl(cur)
             db, role = sql.Identifier(name), sql.Identifier(reader)
             cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, role))

@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dvd_platform.contract.tables import TABLES
-from dvd_platform.transforms.schemas import STAGED_TYPES, spark_type
+from dvd_platform.transforms.schemas import spark_type
 
 NULL_SENTINEL = "\u0001"  # tells an empty field ("" -> NULL) from a missing one (-> null from from_csv)
 TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]X", "yyyy-MM-dd HH:mm:ss[.SSSSSS]XXX")
@@ -69,9 +69,9 @@ def _typed(value, kind: str):
 
 def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> StageResult:
     """Typed rows of ``table`` from its daily files, plus the quarantine of the rest."""
-    types = STAGED_TYPES[table]
-    columns = list(types)
     spec = TABLES[table]
+    types = spec.types
+    columns = list(types)
     extra = f"_c{len(columns)}"  # catches lines with too many fields
     csv_schema = ", ".join(f"_c{i} STRING" for i in range(len(columns) + 1))
 

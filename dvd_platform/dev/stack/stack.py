@@ -14,6 +14,7 @@ import psycopg2
 from dvd_platform import settings
 from dvd_platform.resources.s3 import s3_client
 from dvd_platform.resources.spark import REMOTE_ENV, SparkResource
+from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.dev.stack.postgres import LocalPostgres
 from dvd_platform.dev.stack.procs import StackError, pid_alive, stop_pid
 from dvd_platform.dev.stack.s3 import MotoServer, ensure_buckets
@@ -86,6 +87,7 @@ class Stack:
             return settings.parse_env_file(self.env_file)
         self.down()  # clear a stale state left by a killed session
         state: dict = {}
+        defaults = CheckThresholds()
         values: dict[str, str] = {
             "DVD_LANDING_BUCKET": environ.get("DVD_LANDING_BUCKET", settings.DEFAULT_LANDING_BUCKET),
             "DVD_LAKE_BUCKET": environ.get("DVD_LAKE_BUCKET", settings.DEFAULT_LAKE_BUCKET),
@@ -95,6 +97,9 @@ class Stack:
             "DVD_SPARK_MASTER": environ.get("DVD_SPARK_MASTER", "local[2]"),
             "DVD_SPARK_DRIVER_MEMORY": environ.get("DVD_SPARK_DRIVER_MEMORY", "2g"),
             "DVD_SPARK_SHUFFLE_PARTITIONS": environ.get("DVD_SPARK_SHUFFLE_PARTITIONS", "4"),
+            # The code location reads the check thresholds with EnvVar, which has no default: write them.
+            "DVD_QUARANTINE_ERROR_RATIO": environ.get("DVD_QUARANTINE_ERROR_RATIO", defaults.quarantine_error_ratio),
+            "DVD_FRESHNESS_LAG_DAYS": environ.get("DVD_FRESHNESS_LAG_DAYS", str(defaults.freshness_lag_days)),
         }
         try:
             if environ.get("DVD_PG_DSN"):
