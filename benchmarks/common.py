@@ -15,6 +15,8 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -70,3 +72,21 @@ def write_results(out: Path, date: datetime, results: dict[str, object]) -> None
     out.write_text(json.dumps({"date": date.isoformat(timespec="seconds"), **git_state(),
                                "command": shlex.join(sys.orig_argv), **results}, indent=2, default=str) + "\n")
     print(f"\nwrote {out}")
+
+
+@contextmanager
+def open_instance(home: Path) -> Iterator:
+    """The Dagster instance of ``home``, opened with DAGSTER_HOME set to it: the local dagster.yaml
+    finds its event log through that variable, as the run's own process did."""
+    from dagster import DagsterInstance
+
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with DagsterInstance.from_config(str(home)) as instance:
+            yield instance
+    finally:
+        if previous is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = previous

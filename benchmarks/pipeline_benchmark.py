@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from common import host_info, load_average, log, write_results
+from common import host_info, load_average, log, open_instance, write_results
 from scale_benchmark import BenchStack, run_measured, tail, versions
 
 from dvd_platform.dev.seed.sources import DEFAULT_SAMPLE
@@ -124,33 +124,47 @@ def log_every_statement(bench: BenchStack) -> Path:
 
 @dataclass
 class RunEvents:
-    """The newest run of a DAGSTER_HOME: its steps' intervals and its events by type."""
+    """The runs one ``materialize`` launched (the days' run, the months' run, follow-ups for the good days
+    of a blocked range): their steps' intervals and their events by type, together."""
 
-    run_id: str
-    run_start: float
-    run_end: float
+    run_ids: list[str]
+    run_start: float  # the first run's start
+    run_end: float  # the last run's end
     steps: dict[str, tuple[float, float]]  # step key -> (STEP_START, STEP_SUCCESS) epoch seconds
     events: Counter
 
 
-def run_events(home: Path) -> RunEvents:
-    """Read the run this benchmark just launched (the newest); a failed run or step is an error."""
-    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+def run_events(home: Path, since: float) -> RunEvents:
+    """Read the runs created since ``since`` (oldest first); a failed run or step is an error.
 
-    with DagsterInstance.from_config(str(home)) as instance:
-        (run,) = instance.get_runs(limit=1)
-        if run.status != DagsterRunStatus.SUCCESS:
-            raise RuntimeError(f"run {run.run_id} ended {run.status.value}")
-        records = [r for r in instance.all_logs(run.run_id) if r.dagster_event is not None]
-    events = Counter(r.dagster_event.event_type_value for r in records)
-    starts = {r.step_key: r.timestamp for r in records if r.dagster_event.event_type_value == "STEP_START"}
-    ends = {r.step_key: (r.timestamp, r.dagster_event.event_type_value) for r in records
-            if r.dagster_event.event_type_value in STEP_END_EVENTS}
+    A step key that comes again in a later run is named ``<key> (run N)``."""
+    from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
+
+    starts, ends, events, run_ids, bounds = {}, {}, Counter(), [], []
+    with open_instance(home) as instance:
+        runs = instance.get_runs(RunsFilter(created_after=datetime.fromtimestamp(since, timezone.utc)))
+        for index, run in enumerate(reversed(runs), start=1):
+            if run.status != DagsterRunStatus.SUCCESS:
+                raise RuntimeError(f"run {run.run_id} ended {run.status.value}")
+            records = [r for r in instance.all_logs(run.run_id) if r.dagster_event is not None]
+            run_ids.append(run.run_id)
+            events.update(r.dagster_event.event_type_value for r in records)
+            named = {}  # this run's step key -> the key it is reported under
+            for r in records:
+                kind = r.dagster_event.event_type_value
+                if kind == "STEP_START":
+                    named[r.step_key] = r.step_key if r.step_key not in starts else f"{r.step_key} (run {index})"
+                    starts[named[r.step_key]] = r.timestamp
+                elif kind in STEP_END_EVENTS:
+                    ends[named[r.step_key]] = (r.timestamp, kind)
+            by_type = {r.dagster_event.event_type_value: r.timestamp for r in records}
+            bounds.append((by_type[DagsterEventType.RUN_START.value], by_type[DagsterEventType.RUN_SUCCESS.value]))
+    if not run_ids:
+        raise RuntimeError(f"{home}: no run was created")
     failed = [key for key, (_, kind) in ends.items() if kind != "STEP_SUCCESS"]
     if failed or set(starts) != set(ends):
-        raise RuntimeError(f"run {run.run_id}: steps failed {failed}, unfinished {sorted(set(starts) - set(ends))}")
-    by_type = {r.dagster_event.event_type_value: r.timestamp for r in records}
-    return RunEvents(run.run_id, by_type[DagsterEventType.RUN_START.value], by_type[DagsterEventType.RUN_SUCCESS.value],
+        raise RuntimeError(f"runs {run_ids}: steps failed {failed}, unfinished {sorted(set(starts) - set(ends))}")
+    return RunEvents(run_ids, min(b[0] for b in bounds), max(b[1] for b in bounds),
                      {key: (starts[key], ends[key][0]) for key in starts}, events)
 
 
@@ -290,7 +304,7 @@ def profile_run(profiled: Profiled, first: date, last: date, label: str) -> dict
     if measured.returncode != 0:
         raise RuntimeError(f"{label}: materialize failed (exit {measured.returncode}):\n"
                            f"{tail(profiled.work / f'run-{label}.log')}")
-    run = run_events(profiled.bench.dagster_home)
+    run = run_events(profiled.bench.dagster_home, began)
     jobs, actions = spark_events(event_dir, window)
     logged = statements(profiled.server_log, window)
     steps = per_step(run, jobs, actions, logged)
@@ -300,7 +314,7 @@ def profile_run(profiled: Profiled, first: date, last: date, label: str) -> dict
     log(f"{label}: {measured.seconds:.1f} s, {len(jobs)} Spark jobs, {len(logged)} SQL statements, "
         f"{sum(run.events.values())} events")
     return {
-        "label": label, "first_day": first.isoformat(), "last_day": last.isoformat(), "run_id": run.run_id,
+        "label": label, "first_day": first.isoformat(), "last_day": last.isoformat(), "run_ids": run.run_ids,
         "wall_seconds": measured.seconds, "peak_rss_mib": measured.peak_rss / 1024**2,
         "step_seconds_total": sum(end - start for start, end in run.steps.values()),
         "outside_steps": outside, "steps": steps,

@@ -59,7 +59,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Sequence
 
-from common import host_info, load_average, log, results_file, write_results
+from common import host_info, load_average, log, open_instance, results_file, write_results
 
 from dvd_platform.dev.seed.generator import DEFAULT_START
 from dvd_platform.contract.tables import TABLES
@@ -303,11 +303,11 @@ def run_stats(home: Path, expected_runs: int) -> list[dict]:
     output is stored: their time is the last ASSET_CHECK_EVALUATION of the step minus
     the HANDLED_OUTPUT before the first one (event timestamps, so approximate).
     """
-    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+    from dagster import DagsterEventType, DagsterRunStatus
 
     stages = step_stages()
     out = []
-    with DagsterInstance.from_config(str(home)) as instance:
+    with open_instance(home) as instance:
         runs = instance.get_runs()
         if len(runs) != expected_runs:
             raise RuntimeError(f"{home}: {len(runs)} runs, expected {expected_runs}")

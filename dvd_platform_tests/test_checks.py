@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pyspark.sql import functions as F
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
@@ -35,7 +36,7 @@ from dagster import (
 
 from dvd_platform.checks import declarative
 from dvd_platform.checks.declarative import RuleError, load_sql_checks, parse_expectation
-from dvd_platform.checks.staged import _quarantine_check, run_staged_checks, staged_check_specs
+from dvd_platform.checks.staged import _quarantine_check, row_conditions, run_staged_checks, staged_check_specs
 from dvd_platform.checks.warehouse import fact_checks, mart_check, scd2_check, warehouse_check_specs
 from dvd_platform.contract.tables import STAGED_TABLES, TABLES
 from dvd_platform.resources.lake import LakeResource
@@ -45,6 +46,7 @@ from dvd_platform.partitions import daily_partitions
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import ENV_VARS
 from dvd_platform.transforms.schemas import staged_schema
+from dvd_platform.transforms.staging import day_profile
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform.warehouse.window import Window
 from dvd_platform_tests.crafted import drop
@@ -152,6 +154,9 @@ def staged_run(spark, lake, tmp_path, table, rows, counts=NO_QUARANTINE, snapsho
     df = frame(spark, table, rows)
     if snapshot is None:
         snapshot = {D: str(_write_snapshot(df, tmp_path / f"{table}-{uuid.uuid4().hex[:6]}"))}
+    # The row-level figures as the staging step profiles its rows (all of these are staged), the row counts crafted.
+    profile = day_profile(df.withColumn("_reason", F.lit("")), TABLES[table].primary_key, row_conditions(table))
+    counts = {day: {**profile.get(day, {}), **figures} for day, figures in counts.items()}
     # The default thresholds (quarantine: 5 %).
     results = by_name(run_staged_checks(table, df, counts, [D], lake, snapshot, CheckThresholds())[D])
     assert set(results) == {s.name for s in staged_check_specs(table)}, "every declared check reports"

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlparse
 
 import psycopg2
@@ -261,7 +262,9 @@ def _run_records(home: Path) -> tuple[str, list[int], list[str]]:
     from dagster._core.instance.ref import InstanceRef
 
     attempts, failures = [], []
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    # The instance's dagster.yaml finds its event log through DAGSTER_HOME, as the run's own process did.
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}), \
+            DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         (run,) = instance.get_runs()
         for record in instance.all_logs(run.run_id):
             event = record.dagster_event

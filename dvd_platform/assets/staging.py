@@ -20,15 +20,17 @@ from dagster import (
 )
 
 from dvd_platform.checks.results import evaluations
-from dvd_platform.checks.staged import run_staged_checks, staged_check_specs
+from dvd_platform.checks.staged import row_conditions, run_staged_checks, staged_check_specs
 from dvd_platform.contract.tables import STAGED_TABLES, TABLES
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.spark import SparkResource
 from dvd_platform.resources.thresholds import CheckThresholds
-from dvd_platform.transforms.staging import day_counts, stage_table
+from dvd_platform.transforms.staging import day_profile, stage_table
 
 QUARANTINE_ZONE = "quarantine"
+#: What each day's materialization records of its rows.
+ROW_COUNTS = ("rows_in", "rows_out", "rows_quarantined")
 
 
 def _preview(df, rows: int = 5) -> str:
@@ -67,14 +69,15 @@ def build_staged_asset(table: str) -> AssetsDefinition:
                check_thresholds: CheckThresholds):
         result = stage_table(spark.session, table, raw)
         try:
-            counts = day_counts(result)
+            counts = day_profile(result.annotated, contract.primary_key, row_conditions(table))
             days = window_days(context.partition_time_window)
             lake.write_days(result.quarantine, QUARANTINE_ZONE, f"stg_{table}", days)
-            totals = {k: sum(c[k] for c in counts.values()) for k in ("rows_in", "rows_out", "rows_quarantined")}
+            totals = {k: sum(c[k] for c in counts.values()) for k in ROW_COUNTS}
             for day in days:
-                c = counts.get(day, {"rows_in": 0, "rows_out": 0, "rows_quarantined": 0})
+                c = counts.get(day, {})
                 context.add_asset_metadata(
-                    {**c, "quarantine_path": str(lake.day_link(QUARANTINE_ZONE, f"stg_{table}", day))},
+                    {**{k: c.get(k, 0) for k in ROW_COUNTS},
+                     "quarantine_path": str(lake.day_link(QUARANTINE_ZONE, f"stg_{table}", day))},
                     partition_key=day.isoformat(),
                 )
             if totals["rows_quarantined"]:

@@ -17,6 +17,7 @@ from datetime import date
 from functools import cached_property
 from typing import Callable
 
+import pyarrow.parquet as pq
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -26,6 +27,7 @@ from dvd_platform.contract.tables import TABLES, ForeignKey, TableSpec
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.transforms.schemas import staged_schema
+from dvd_platform.transforms.staging import DUPLICATE_KEYS
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
 
@@ -72,15 +74,9 @@ class Evaluation:
 
     @cached_property
     def offending(self) -> dict[str, dict[date, int]]:
-        """Offending rows per row-level check and day: one grouped aggregation over the rows."""
-        conditions = {c.name: c.condition for c in self.checks if c.condition}
-        agg = self.staged.groupBy("dt").agg(
-            *[F.sum(F.when(F.expr(c), 1).otherwise(0)).alias(n) for n, c in conditions.items()])
-        offending: dict[str, dict[date, int]] = {n: {} for n in conditions}
-        for row in agg.collect():
-            for n in conditions:
-                offending[n][row["dt"]] = row[n] or 0
-        return offending
+        """Offending rows per row-level check and day, from the staging step's one-pass day profile."""
+        names = [c.name for c in self.checks if c.condition] + [DUPLICATE_KEYS]
+        return {n: {day: figures.get(n, 0) for day, figures in self.counts.items()} for n in names}
 
     @cached_property
     def shown(self) -> list[str]:
@@ -121,12 +117,15 @@ def _rows_meeting_condition(check: StagedCheck, ev: Evaluation) -> PerDay:
 def _primary_key(check: StagedCheck, ev: Evaluation) -> PerDay:
     """Duplicated keys per day, plus the rows without a key (the check's condition)."""
     key = ", ".join(ev.contract.primary_key)
-    duplicates = ev.staged.groupBy(*ev.contract.primary_key, "dt").count().where("count > 1")
-    dup, null_key = _per_day(duplicates), ev.offending[check.name]
+    dup, null_key = ev.offending[DUPLICATE_KEYS], ev.offending[check.name]
     bad = {d: dup.get(d, 0) + null_key.get(d, 0) for d in set(dup) | set(null_key)}
+
+    def samples() -> list:
+        duplicates = ev.staged.groupBy(*ev.contract.primary_key, "dt").count().where("count > 1")
+        return duplicates.limit(SAMPLE_ROWS).collect() + ev.sample(check.condition)
+
     return ev.spread(check, bad, f"SELECT {key}, dt, count(*) FROM stg_{ev.contract.name} GROUP BY {key}, dt "
-                     f"HAVING count(*) > 1 -- plus rows where {check.condition}",
-                     lambda: duplicates.limit(SAMPLE_ROWS).collect() + ev.sample(check.condition))
+                     f"HAVING count(*) > 1 -- plus rows where {check.condition}", samples)
 
 
 def _foreign_key(fk: ForeignKey) -> StagedCheck:
@@ -155,15 +154,16 @@ def _paid_before_rental(check: StagedCheck, ev: Evaluation) -> PerDay:
 
 
 def _schema_contract(check: StagedCheck, ev: Evaluation) -> PerDay:
-    """Read the written Parquet's own schema (no schema imposed) and compare with the contract: one
-    result for the window, reported on each day."""
+    """Read the written Parquet's own schema (its footer, with pyarrow: no Spark job) and compare with
+    the contract: one result for the window, reported on each day."""
     expected = list(ev.contract.columns) + ["dt"]
-    written = [p for p in ev.snapshot_paths.values() if any(f.endswith(".parquet") for f in os.listdir(p))]
-    actual = ev.staged.sparkSession.read.parquet(written[0]).columns if written else expected
+    written = next((os.path.join(p, f) for p in ev.snapshot_paths.values() for f in sorted(os.listdir(p))
+                    if f.endswith(".parquet")), None)
+    actual = pq.read_schema(written).names if written else expected
     missing = [c for c in expected if c not in actual]
     added = [c for c in actual if c not in expected]
     outcome = result(check.name, len(missing) + len(added), severity=check.severity,
-                     query=f"parquet schema of {written[0] if written else '(no rows written)'}",
+                     query=f"parquet schema of {written or '(no rows written)'}",
                      missing_columns=", ".join(missing) or "none", added_columns=", ".join(added) or "none")
     return dict.fromkeys(ev.days, outcome)
 
@@ -238,6 +238,11 @@ def staged_checks(table: str) -> tuple[StagedCheck, ...]:
                                   _rows_meeting_condition, condition=f"to_date({event}) <> dt"))
     checks += RULES.get(table, ())
     return tuple(checks)
+
+
+def row_conditions(table: str) -> dict[str, str]:
+    """The row-level checks' SQL conditions (an offending row meets it), counted in staging's day profile."""
+    return {c.name: c.condition for c in staged_checks(table) if c.condition}
 
 
 def staged_check_specs(table: str) -> list[AssetCheckSpec]:

@@ -15,6 +15,7 @@ file ``monotonically_increasing_id`` increases by one per line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -24,6 +25,8 @@ from pyspark.sql import functions as F
 from dvd_platform.contract.tables import TABLES
 from dvd_platform.transforms.schemas import spark_type
 
+#: In :func:`day_profile`: staged rows of a day whose key another staged row of that day also has.
+DUPLICATE_KEYS = "duplicate_keys"
 NULL_SENTINEL = "\u0001"  # tells an empty field ("" -> NULL) from a missing one (-> null from from_csv)
 TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]X", "yyyy-MM-dd HH:mm:ss[.SSSSSS]XXX")
 TRUE_VALUES = ("t", "true", "1", "y", "yes")
@@ -69,12 +72,22 @@ def _typed(value, kind: str):
 
 def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> StageResult:
     """Typed rows of ``table`` from its daily files, plus the quarantine of the rest."""
-    spec = TABLES[table]
-    types = spec.types
-    columns = list(types)
-    extra = f"_c{len(columns)}"  # catches lines with too many fields
-    csv_schema = ", ".join(f"_c{i} STRING" for i in range(len(columns) + 1))
+    columns = list(TABLES[table].types)
+    csv_schema = ", ".join(f"_c{i} STRING" for i in range(len(columns) + 1))  # one more catches extra fields
+    parsed = _numbered_lines(spark, files).withColumn(
+        "_p", F.from_csv(F.col("value"), csv_schema,
+                         {"nullValue": NULL_SENTINEL, "mode": "PERMISSIVE", "escape": "\"", "quote": "\""})
+    )
+    annotated = _deduplicated(table, _typed_with_reasons(table, parsed)).persist()
+    staged = annotated.where(F.col("_reason") == "").select(*columns, "dt")
+    quarantine = annotated.where(F.col("_reason") != "").select(
+        "source_object", "line", F.col("_reason").alias("reason"), "raw_line", "dt"
+    )
+    return StageResult(staged=staged, quarantine=quarantine, annotated=annotated)
 
+
+def _numbered_lines(spark: SparkSession, files: list[SourceFile]) -> DataFrame:
+    """Every data line of the files with its file's day, source object and 1-based line number."""
     file_map = spark.createDataFrame(
         [(f.uri, f.day, f.source_object) for f in files], "file string, dt date, source_object string"
     )
@@ -87,15 +100,18 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
     else:  # no day of the range has rows: the same columns, no rows
         text = spark.createDataFrame([], "value string, file string, _id long")
     first_ids = text.groupBy("file").agg(F.min("_id").alias("_first"))
-    lines = (
+    return (
         text.join(F.broadcast(first_ids), "file")
         .withColumn("line", F.col("_id") - F.col("_first") + 1)
         .join(F.broadcast(file_map), "file")
         .where(F.col("line") > 1)  # the header (checked against the contract by the raw asset)
     )
-    parsed = lines.withColumn(
-        "_p", F.from_csv(F.col("value"), csv_schema, {"nullValue": NULL_SENTINEL, "mode": "PERMISSIVE", "escape": "\"", "quote": "\""})
-    )
+
+
+def _typed_with_reasons(table: str, parsed: DataFrame) -> DataFrame:
+    """Typed columns, and ``_reason``: why the line cannot be staged ("" when it can)."""
+    types = TABLES[table].types
+    count = len(types)
     quotes = F.length("value") - F.length(F.regexp_replace("value", '"', ""))
     reasons = [
         # Spark's text reader keeps a line's bytes as they are: without this, invalid UTF-8 would be staged
@@ -104,8 +120,8 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
         # Records are read line by line: a quoted field holding a line break splits its record into
         # fragments that each have an odd number of quotes. Say so, rather than only "fewer fields".
         F.when(quotes % 2 == 1, F.lit(UNBALANCED_QUOTES)),
-        F.when(F.col(f"_p._c{len(columns) - 1}").isNull(), F.lit(f"expected {len(columns)} fields, found fewer")),
-        F.when(F.col(f"_p.{extra}").isNotNull(), F.lit(f"expected {len(columns)} fields, found more")),
+        F.when(F.col(f"_p._c{count - 1}").isNull(), F.lit(f"expected {count} fields, found fewer")),
+        F.when(F.col(f"_p._c{count}").isNotNull(), F.lit(f"expected {count} fields, found more")),
     ]
     typed_cols = []
     for i, (name, kind) in enumerate(types.items()):
@@ -122,19 +138,25 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
         "source_object", "line", "dt", F.make_valid_utf8("value").alias("raw_line"), *typed_cols,
         F.make_valid_utf8(F.concat_ws("; ", *reasons)).alias("_reason"),  # reasons quote values
     )
+    key = TABLES[table].primary_key
     missing_key = F.lit(False)
-    for key in spec.primary_key:
-        missing_key = missing_key | F.col(key).isNull()
-    annotated = annotated.withColumn(
+    for column in key:
+        missing_key = missing_key | F.col(column).isNull()
+    return annotated.withColumn(
         "_reason",
-        F.when(missing_key & (F.col("_reason") == ""), F.lit(f"missing primary key ({', '.join(spec.primary_key)})"))
+        F.when(missing_key & (F.col("_reason") == ""), F.lit(f"missing primary key ({', '.join(key)})"))
         .otherwise(F.col("_reason")),
     )
-    # Duplicates on the key within a day: the latest last_update wins (then the later line).
-    order_column = "last_update" if "last_update" in types else spec.event_column
+
+
+def _deduplicated(table: str, annotated: DataFrame) -> DataFrame:
+    """Duplicates on the key within a day: the latest last_update wins (then the later line); the others
+    are quarantined, naming the line that superseded them."""
+    spec = TABLES[table]
+    order_column = "last_update" if "last_update" in TABLES[table].types else spec.event_column
     window = Window.partitionBy(*spec.primary_key, "dt").orderBy(F.desc_nulls_last(order_column), F.desc("line"))
     valid = F.col("_reason") == ""
-    annotated = (
+    return (
         annotated.withColumn("_rank", F.when(valid, F.row_number().over(window)))
         .withColumn("_winner", F.when(valid, F.first("line").over(window)))
         .withColumn(
@@ -144,23 +166,26 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
                             F.col("_winner").cast("string")))
             .otherwise(F.col("_reason")),
         )
-        .persist()
     )
-    staged = annotated.where(F.col("_reason") == "").select(*columns, "dt")
-    quarantine = annotated.where(F.col("_reason") != "").select(
-        "source_object", "line", F.col("_reason").alias("reason"), "raw_line", "dt"
-    )
-    return StageResult(staged=staged, quarantine=quarantine, annotated=annotated)
 
 
-def day_counts(result: StageResult) -> dict[date, dict[str, int]]:
-    """Per day: rows in (data lines), staged, quarantined; one pass over the persisted rows."""
-    rows = (
-        result.annotated.groupBy("dt")
-        .agg(F.count(F.lit(1)).alias("rows_in"), F.sum(F.when(F.col("_reason") == "", 1).otherwise(0)).alias("rows_out"))
-        .collect()
-    )
-    return {
-        r["dt"]: {"rows_in": r["rows_in"], "rows_out": r["rows_out"], "rows_quarantined": r["rows_in"] - r["rows_out"]}
-        for r in rows
-    }
+def day_profile(annotated: DataFrame, key: Sequence[str], conditions: Mapping[str, str]
+                ) -> dict[date, dict[str, int]]:
+    """Per day, in one pass over the annotated rows (``_reason`` "" when staged): rows in (data lines), staged, quarantined; staged
+    rows with a duplicated key (``DUPLICATE_KEYS``); and, per named SQL condition, the staged rows that
+    meet it (the row-level checks' offending rows). One Spark job instead of one per figure."""
+    staged = F.col("_reason") == ""
+    key_value = F.struct(*[F.col(c) for c in key])
+    aggregates = [
+        F.count(F.lit(1)).alias("rows_in"),
+        F.count(F.when(staged, 1)).alias("rows_out"),
+        (F.count(F.when(staged, 1)) - F.count_distinct(F.when(staged, key_value))).alias(DUPLICATE_KEYS),
+        *[F.count(F.when(staged & F.expr(c), 1)).alias(n) for n, c in conditions.items()],
+    ]
+    profile = {}
+    for r in annotated.groupBy("dt").agg(*aggregates).collect():
+        figures = r.asDict()
+        del figures["dt"]
+        figures["rows_quarantined"] = figures["rows_in"] - figures["rows_out"]
+        profile[r["dt"]] = figures
+    return profile
