@@ -6,6 +6,7 @@ or lack a key go to the quarantine zone of the lake with their source object,
 line number and reason; the asset still materializes the good rows.
 """
 
+from datetime import date
 
 from dagster import (
     AssetExecutionContext,
@@ -45,6 +46,19 @@ def _preview(df, rows: int = 5) -> str:
     return "\n".join(lines)
 
 
+def _record_days(context: AssetExecutionContext, lake: LakeResource, table: str, days: list[date],
+                 counts: dict[date, dict[str, int]]) -> dict[str, int]:
+    """Each day's materialization gets its row counts and quarantine path; returns the window's totals."""
+    for day in days:
+        figures = counts.get(day, {})
+        context.add_asset_metadata(
+            {**{k: figures.get(k, 0) for k in ROW_COUNTS},
+             "quarantine_path": str(lake.day_link(QUARANTINE_ZONE, f"stg_{table}", day))},
+            partition_key=day.isoformat(),
+        )
+    return {k: sum(c[k] for c in counts.values()) for k in ROW_COUNTS}
+
+
 def build_staged_asset(table: str) -> AssetsDefinition:
     contract = TABLES[table]
 
@@ -72,14 +86,7 @@ def build_staged_asset(table: str) -> AssetsDefinition:
             counts = day_profile(result.annotated, contract.primary_key, row_conditions(table))
             days = window_days(context.partition_time_window)
             lake.write_days(result.quarantine, QUARANTINE_ZONE, f"stg_{table}", days)
-            totals = {k: sum(c[k] for c in counts.values()) for k in ROW_COUNTS}
-            for day in days:
-                c = counts.get(day, {})
-                context.add_asset_metadata(
-                    {**{k: c.get(k, 0) for k in ROW_COUNTS},
-                     "quarantine_path": str(lake.day_link(QUARANTINE_ZONE, f"stg_{table}", day))},
-                    partition_key=day.isoformat(),
-                )
+            totals = _record_days(context, lake, table, days, counts)
             if totals["rows_quarantined"]:
                 context.log.warning(
                     f"stg_{table}: {totals['rows_quarantined']} of {totals['rows_in']} rows quarantined "
