@@ -1,0 +1,99 @@
+"""The local instance's event log (``dvd_platform/event_log_storage.py``): it is the one in use, it keeps
+its connections, and what it writes is Dagster's own history, readable without it."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+)
+from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+from dagster._core.events.log import EventLogEntry
+
+from dvd_platform.event_log_storage import PooledSqliteEventLogStorage
+from dvd_platform.settings import PROJECT_ROOT
+
+ASSET = AssetKey("stg_payment")
+RUN_ID = "run-under-test"
+
+
+def _entry(dagster_event: DagsterEvent) -> EventLogEntry:
+    return EventLogEntry(user_message="", level=10, job_name="__ASSET_JOB", run_id=RUN_ID, error_info=None,
+                         timestamp=time.time(), dagster_event=dagster_event)
+
+
+def _materialization(day: str) -> EventLogEntry:
+    data = StepMaterializationData(AssetMaterialization(ASSET, partition=day, metadata={"rows_in": 3}))
+    return _entry(DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, "__ASSET_JOB", event_specific_data=data))
+
+
+def _evaluation(day: str, passed: bool) -> EventLogEntry:
+    evaluation = AssetCheckEvaluation(asset_key=ASSET, check_name="primary_key", passed=passed,
+                                      severity=AssetCheckSeverity.ERROR, partition=day, metadata={"offending_rows": 0})
+    return _entry(DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, "__ASSET_JOB",
+                               event_specific_data=evaluation))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A DAGSTER_HOME with the project's local dagster.yaml, as ``stack up`` lays it out."""
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_the_local_instance_uses_the_pooled_event_log(home):
+    with DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        assert Path(instance.event_log_storage._base_dir) == home / "history" / "runs"  # Dagster's default place
+
+
+def test_events_reuse_connections(home):
+    """Dagster's SQLite event log opens a connection per statement (three or more per event); this one
+    keeps one per database file."""
+    days = [f"2022-02-{d:02d}" for d in range(1, 26)]
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-01-31"))  # both databases created and connected
+        with mock.patch("sqlite3.dbapi2.connect", side_effect=sqlite3.dbapi2.connect) as connect:
+            for day in days:
+                instance.handle_new_event(_materialization(day))
+                instance.handle_new_event(_evaluation(day, passed=True))
+        assert connect.call_count <= 2, f"{connect.call_count} connections for {2 * len(days)} events"
+
+
+def test_dagster_reads_what_it_wrote_without_it(home):
+    """The history is Dagster's own files: an instance on Dagster's default storage, in the same home,
+    sees each partition's materialization and check result."""
+    with DagsterInstance.get() as instance:
+        for day, passed in (("2022-02-01", True), ("2022-02-02", False)):
+            instance.handle_new_event(_materialization(day))
+            instance.handle_new_event(_evaluation(day, passed))
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # Dagster's default storage
+    with DagsterInstance.get() as plain:
+        assert type(plain.event_log_storage).__name__ == "SqliteEventLogStorage"
+        records = plain.fetch_materializations(ASSET, limit=10).records
+        assert sorted(r.partition_key for r in records) == ["2022-02-01", "2022-02-02"]
+        executions = plain.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(ASSET, "primary_key"), limit=10)
+        assert {e.partition: e.status.value for e in executions} == {"2022-02-01": "SUCCEEDED",
+                                                                     "2022-02-02": "FAILED"}
+
+
+def test_wipe_closes_connections_before_removing_the_files(home):
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-02-01"))
+        instance.wipe()
+        assert not list((home / "history" / "runs").glob(f"{RUN_ID}.db"))
+        instance.handle_new_event(_materialization("2022-02-03"))  # a new file, not the deleted one
+        assert [r.partition_key for r in instance.fetch_materializations(ASSET, limit=10).records] == ["2022-02-03"]
