@@ -33,6 +33,7 @@ dagster-postgres (``deploy/dagster.production.yaml``).
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -40,7 +41,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as db
-from dagster import StringSource
+from dagster import Field, StringSource
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -54,19 +55,19 @@ MAX_ENGINES = 16
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
-    """``SqliteEventLogStorage`` under ``<dagster_home>/history/runs`` (Dagster's default place),
-    with one pooled engine per database file instead of one engine per statement."""
+    """``SqliteEventLogStorage`` with one pooled engine per database file instead of one engine per
+    statement. ``base_dir`` as Dagster's own; by default where Dagster puts it, under DAGSTER_HOME."""
 
-    def __init__(self, dagster_home: str, inst_data: ConfigurableClassData | None = None):
+    def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
         self._tables: set[str] = set()
         self._engines_lock = threading.Lock()  # the cache's own: _db_lock may be held when an engine is asked for
-        super().__init__(base_dir=os.path.join(dagster_home, "history", "runs"), inst_data=inst_data)
+        super().__init__(base_dir=base_dir or _default_base_dir(), inst_data=inst_data)
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
-        return {"dagster_home": StringSource}
+        return {"base_dir": Field(StringSource, is_required=False)}
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
@@ -129,6 +130,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         self._dispose_engines()
         super().dispose()
+
+
+def _default_base_dir() -> str:
+    """Where Dagster's own storage keeps the event log: ``$DAGSTER_HOME/history/runs``. Without
+    DAGSTER_HOME (a command run in the project folder, which Dagster gives a throw-away instance
+    configured by the folder's dagster.yaml) a throw-away folder too."""
+    home = os.environ.get("DAGSTER_HOME") or tempfile.mkdtemp(prefix="dvd-dagster-events-")
+    return os.path.join(home, "history", "runs")
 
 
 def _synchronous_normal(dbapi_connection, _record) -> None:
