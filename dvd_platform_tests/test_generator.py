@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dvd_platform.dev.seed import csvio
-from dvd_platform.dev.seed.generator import GeneratedSource, _Clock
+from dvd_platform.dev.seed.formats import Clock
+from dvd_platform.dev.seed.generator import GeneratedSource
 from dvd_platform.contract.drops import drop_path
 from dvd_platform.contract.tables import REFERENCE_TABLES, TABLES
 
@@ -53,7 +54,7 @@ def test_description_and_range():
 
 
 def test_clock_formats_like_csvio():
-    clock = _Clock()
+    clock = Clock()
     for text in ("2022-02-01 00:00:00", "2022-02-01 23:59:59", "2024-02-29 12:34:56", "1999-12-31 07:08:09"):
         moment = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
         seconds = int(moment.timestamp())
