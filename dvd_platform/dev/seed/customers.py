@@ -28,6 +28,12 @@ DISTRICTS = 150
 STREETS = ("Maple", "Oak", "Cedar", "Lake", "Hill", "River", "Sunset", "Park", "Church", "Mill", "Bridge", "Forest",
            "Harbor", "Valley", "Station", "Garden", "Meadow", "Spring", "Pine", "Elm")
 STREET_KINDS = ("Street", "Avenue", "Road", "Lane", "Drive", "Boulevard", "Way", "Place", "Parkway", "Manor")
+#: The columns of the rows made here, by name: generator.py writes them in the contract's order.
+COLUMNS = {
+    "customer": ("customer_id", "store_id", "first_name", "last_name", "email", "address_id", "activebool",
+                 "create_date", "last_update", "active"),
+    "address": ("address_id", "address", "address2", "district", "city_id", "postal_code", "phone", "last_update"),
+}
 
 
 class Customers:

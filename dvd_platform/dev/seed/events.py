@@ -39,6 +39,11 @@ LATE_TAIL_DAYS = 3.0  # mean extra days of those
 LATE_FEE_DAYS = 7  # at most 7 x 1.00 late fee: 4.99 + 7.00 = 11.99, pagila's top amount
 PAYMENT_DELAY_MICROS = 600 * MICROS  # a payment follows its rental or return within 10 minutes
 OUT_FOREVER = 1 << 62  # out_until of a copy never returned
+#: The columns of the rows made here, by name: generator.py writes them in the contract's order.
+COLUMNS = {
+    "rental": ("rental_id", "rental_date", "inventory_id", "customer_id", "return_date", "staff_id", "last_update"),
+    "payment": ("payment_id", "customer_id", "staff_id", "rental_id", "amount", "payment_date"),
+}
 
 
 def _rate_then(replaced: list[tuple[int, int]], moment: int, rate_now: int) -> int:

@@ -12,7 +12,6 @@ from array import array
 from itertools import product
 from typing import Iterator
 
-from dvd_platform.contract.tables import TABLES
 from dvd_platform.dev.seed.draws import reference_rng
 from dvd_platform.dev.seed.formats import Clock, Row, array_literal, cents_text
 from dvd_platform.dev.seed.lookups import ACTORS, CATEGORIES, LANGUAGES
@@ -46,9 +45,17 @@ STORY_VERBS = ("Build", "Chase", "Confront", "Defeat", "Find", "Meet", "Outrace"
 STORY_PLACES = ("a Lighthouse", "a Mine Shaft", "a Shark Tank", "an Abandoned Mill", "Ancient Rome", "a Jet Boat",
                 "the Desert", "a Train Station", "the Arctic", "a U-Boat")
 
-_FILM = TABLES["film"].columns
-FILM_RATE = _FILM.index("rental_rate")
-FILM_LAST_UPDATE = _FILM.index("last_update")
+#: The columns of the rows made here, by name: generator.py writes them in the contract's order.
+COLUMNS = {
+    "film": ("film_id", "title", "description", "release_year", "language_id", "original_language_id",
+             "rental_duration", "rental_rate", "length", "replacement_cost", "rating", "last_update",
+             "special_features"),
+    "film_category": ("film_id", "category_id", "last_update"),
+    "film_actor": ("actor_id", "film_id", "last_update"),
+    "inventory": ("inventory_id", "film_id", "store_id", "last_update"),
+}
+FILM_RATE = COLUMNS["film"].index("rental_rate")
+FILM_LAST_UPDATE = COLUMNS["film"].index("last_update")
 
 
 class Films:

@@ -17,7 +17,9 @@ Where the rows come from: :mod:`.lookups` (country, city, language, category,
 actor), :mod:`.stores` (store, staff), :mod:`.customers` (customer, address),
 :mod:`.films` (film, film_category, film_actor, inventory), held together and
 changed day by day by :mod:`.reference`; :mod:`.events` (rental, payment).
-This module runs the days and writes their files.
+This module runs the days and writes their files, each table's rows laid out by column name in
+the contract's order (:func:`contract_layout`), so that the contract, not the generator, decides
+what a drop holds.
 """
 
 from __future__ import annotations
@@ -29,15 +31,36 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from dvd_platform.contract.drops import SeedError
-from dvd_platform.contract.tables import TABLES
-from dvd_platform.dev.seed import csvio
-from dvd_platform.dev.seed.events import Events
-from dvd_platform.dev.seed.formats import Row, epoch_day
+from dvd_platform.contract.tables import TABLES, TableSpec
+from dvd_platform.dev.seed import csvio, customers, events, films, lookups, stores
+from dvd_platform.dev.seed.formats import epoch_day
 from dvd_platform.dev.seed.reference import DayChanges, Reference
 from dvd_platform.dev.seed.sources import open_drop
 
+Rows = Iterable[Sequence[object]]
+
 DEFAULT_START = date(2022, 2, 1)
 DEFAULT_DAYS = 120
+
+#: Each table's columns as the generator makes them, by name (the modules that make the rows declare them).
+MADE_COLUMNS = {**lookups.COLUMNS, **stores.COLUMNS, **customers.COLUMNS, **films.COLUMNS, **events.COLUMNS}
+
+
+def contract_layout(spec: TableSpec, made: Sequence[str]) -> Callable[[Rows], Rows]:
+    """How rows made with the columns ``made`` are written as the contract's table: column by column, by name.
+
+    Why: the contract decides which columns a drop has and in what order; the generator only knows
+    what it makes. A nullable column the contract adds is written empty (NULL) until the generator
+    makes it, and a column the contract no longer has is left out; a column the contract requires
+    that the generator does not make is an error. Rows made as the contract has them pass as they are.
+    """
+    if tuple(made) == spec.columns:
+        return lambda rows: rows
+    lacking = [c for c in spec.columns if c not in made and (c in spec.primary_key or c in spec.required)]
+    if lacking:
+        raise SeedError(f"the contract's {spec.name} requires {', '.join(lacking)}, which the generator does not make")
+    picks = [made.index(c) if c in made else None for c in spec.columns]
+    return lambda rows: ([("" if i is None else row[i]) for i in picks] for row in rows)
 
 
 class GeneratedSource:
@@ -81,28 +104,29 @@ class GeneratedSource:
 
     def _simulate(self, wanted: set[date], out_dir: Path, spool_dir: Path) -> None:
         """Run the days from the first one to the last wanted one; write the wanted days' files."""
+        layouts = {table: contract_layout(spec, MADE_COLUMNS[table]) for table, spec in TABLES.items()}
         ref = Reference(self.scale, self.seed, self.start)
-        events = Events(ref, self.seed, self.scale, {epoch_day(day) for day in wanted}, spool_dir)
+        day_events = events.Events(ref, self.seed, self.scale, {epoch_day(day) for day in wanted}, spool_dir)
         day, last = self.start, max(wanted)
         try:
             while day <= last:
                 keep = day in wanted
                 changes = DayChanges() if day == self.start else ref.change(day)
-                rentals, payments = events.day(day, changes.rates_replaced, keep)
+                rentals, payments = day_events.day(day, changes.rates_replaced, keep)
                 if keep:
-                    _write_day(out_dir, day, rentals, payments,
+                    _write_day(out_dir, day, layouts, rentals, payments,
                                ref.snapshot if day == self.start else changes.table_rows)
                 day += timedelta(1)
         finally:
-            events.close()
+            day_events.close()
 
 
-def _write_day(out_dir: Path, day: date, rentals: Iterable[tuple], payments: Iterable[tuple],
-               reference_rows: Callable[[str], Iterable[Row]]) -> None:
+def _write_day(out_dir: Path, day: date, layouts: dict[str, Callable[[Rows], Rows]], rentals: Rows, payments: Rows,
+               reference_rows: Callable[[str], Rows]) -> None:
     """Write the day's file of every table: the events, and ``reference_rows(table)`` for the others."""
     for table, spec in TABLES.items():
         if table == "rental":
-            rows: Iterable[Sequence[object]] = rentals
+            rows = rentals
         elif table == "payment":
             rows = payments
         else:
@@ -110,4 +134,4 @@ def _write_day(out_dir: Path, day: date, rentals: Iterable[tuple], payments: Ite
         with open_drop(out_dir, table, day) as out:
             writer = csvio.writer(out)
             writer.writerow(spec.columns)
-            writer.writerows(rows)
+            writer.writerows(layouts[table](rows))

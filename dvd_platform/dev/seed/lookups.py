@@ -17,6 +17,14 @@ CITIES = 600
 ACTORS = 200
 LANGUAGES = ("English", "Italian", "Japanese", "Mandarin", "French", "German")
 LANGUAGE_WIDTH = 20  # pagila's language.name is char(20): blank-padded
+#: The columns of the rows made here, by name: generator.py writes them in the contract's order.
+COLUMNS = {
+    "country": ("country_id", "country", "last_update"),
+    "city": ("city_id", "city", "country_id", "last_update"),
+    "language": ("language_id", "name", "last_update"),
+    "category": ("category_id", "name", "last_update"),
+    "actor": ("actor_id", "first_name", "last_name", "last_update"),
+}
 CATEGORIES = ("Action", "Animation", "Children", "Classics", "Comedy", "Documentary", "Drama", "Family",
               "Foreign", "Games", "Horror", "Music", "New", "Sci-Fi", "Sports", "Travel")
 

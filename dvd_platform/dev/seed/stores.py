@@ -15,6 +15,12 @@ from dvd_platform.dev.seed.names import FIRST_NAMES, LAST_NAMES
 STORES = 2  # at scale 1
 STAFF_PER_STORE = 2
 STAFF_MAIL = "dvdstaff.com"
+#: The columns of the rows made here, by name: generator.py writes them in the contract's order.
+COLUMNS = {
+    "store": ("store_id", "manager_staff_id", "address_id", "last_update"),
+    "staff": ("staff_id", "first_name", "last_name", "address_id", "email", "store_id", "active", "username",
+              "last_update"),
+}
 
 
 def store_count(scale: float) -> int:
