@@ -16,7 +16,7 @@ from dvd_platform.resources.lake import LakeResource
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
-from dvd_platform_tests.crafted import drop
+from dvd_platform_tests.crafted import drop, row
 from dvd_platform_tests.sample_truth import text_array
 
 RENTAL_HEADER = "rental_id,rental_date,inventory_id,customer_id,return_date,staff_id,last_update"
@@ -152,9 +152,9 @@ def test_missing_file_fails_the_raw_asset_naming_the_key(sample_loaded, s3, sett
     # sample_loaded: the rentals below reference inventory 1, customer 1 and staff 1 of the staged sample.
     good, bad = date(2022, 9, 21), date(2022, 9, 22)
     bucket = settings_env["DVD_LANDING_BUCKET"]
-    rows = [["2001", "2022-09-21 10:00:00+00", "1", "1", "", "1", "2022-09-21 10:00:00+00"]]
-    drop(s3, bucket, {good: {"rental": rows}, bad: {"rental": [["2002", "2022-09-22 10:00:00+00", "1", "1", "", "1",
-                                                                  "2022-09-22 10:00:00+00"]]}})
+    rentals = {day: [row("rental", rental_id=rental_id, rental_date=f"{day} 10:00:00+00", inventory_id=1, customer_id=1,
+                         staff_id=1, last_update=f"{day} 10:00:00+00")] for rental_id, day in ((2001, good), (2002, bad))}
+    drop(s3, bucket, {day: {"rental": rows} for day, rows in rentals.items()})
     assert run_range(good, good, "key:raw_rental or key:stg_rental").ok
     before = lake.day_paths("staged", "stg_rental", [good])
     s3.delete_object(Bucket=bucket, Key="landing/rental/dt=2022-09-22/rental.csv")
