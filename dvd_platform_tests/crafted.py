@@ -17,6 +17,26 @@ from dvd_platform.dev.seed.sources import open_drop
 from dvd_platform.contract.tables import TABLES
 
 
+def row(table: str, **values: object) -> list[str]:
+    """A row of ``table`` by column name, in the contract's order; a column not named is empty (NULL).
+
+    Why by name: a column the contract adds leaves every crafted row valid (NULL there), as it
+    leaves the generator's; a row written by position would be one field short and quarantined.
+    """
+    columns = TABLES[table].columns
+    unknown = sorted(set(values) - set(columns))
+    if unknown:
+        raise KeyError(f"the {table} contract has no column {', '.join(unknown)}")
+    return ["" if values.get(column) is None else str(values[column]) for column in columns]
+
+
+def line(table: str, **values: object) -> str:
+    """:func:`row` as one CSV line, without its line end (for file bodies crafted as text)."""
+    text = io.StringIO()
+    csvio.writer(text).writerow(row(table, **values))
+    return text.getvalue().removesuffix("\n")
+
+
 class CraftedSource:
     """``days[day][table]`` is a list of rows (lists of strings) or a raw text body (after the header)."""
 

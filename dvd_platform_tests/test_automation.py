@@ -11,7 +11,7 @@ from dagster import AssetMaterialization, DagsterInstance, RunRequest, SkipReaso
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.schedules import daily_catch_up
 from dvd_platform.sensors import landing_sensor, manifest_day
-from dvd_platform_tests.crafted import drop
+from dvd_platform_tests.crafted import drop, row
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def sensor_bucket(s3, settings_env):
 
 
 def _rental(rental_id: int, ts: str) -> list[str]:
-    return [str(rental_id), ts, "1", "1", "", "1", ts]
+    return row("rental", rental_id=rental_id, rental_date=ts, inventory_id=1, customer_id=1, staff_id=1, last_update=ts)
 
 
 def _tick(resource: S3Buckets, cursor: str | None):

@@ -22,7 +22,7 @@ from dvd_platform.contract.drops import manifest_key, object_key
 from dvd_platform.contract.tables import TABLES
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
 from dvd_platform.transforms.staging import NOT_UTF8, UNBALANCED_QUOTES
-from dvd_platform_tests.crafted import drop_bytes
+from dvd_platform_tests.crafted import drop_bytes, line
 from dvd_platform_tests.test_warehouse import checksums, query
 
 
@@ -37,12 +37,14 @@ def csv(table: str, *lines: str | bytes, header: str | None = None) -> bytes:
 
 
 def rental(rental_id: int | str, on: date, at: str = "10:00:00", last_update: str | None = None) -> str:
-    ts = f"{on} {at}+00"
-    return f"{rental_id},{ts},1,1,,1,{last_update or ts}"  # inventory 1, customer 1, staff 1: in every sample
+    ts = f"{on} {at}+00"  # inventory 1, customer 1, staff 1: in every sample
+    return line("rental", rental_id=rental_id, rental_date=ts, inventory_id=1, customer_id=1, staff_id=1,
+                last_update=last_update or ts)
 
 
 def payment(payment_id: int | str, on: date, amount: str = "2.99", rental_id: int = 700001) -> str:
-    return f"{payment_id},1,1,{rental_id},{amount},{on} 11:00:00+00"
+    return line("payment", payment_id=payment_id, customer_id=1, staff_id=1, rental_id=rental_id, amount=amount,
+                payment_date=f"{on} 11:00:00+00")
 
 
 def address(address_id: int, text: str, on: date) -> str:
@@ -50,6 +52,7 @@ def address(address_id: int, text: str, on: date) -> str:
 
 
 RENTAL_HEADER = ",".join(TABLES["rental"].columns)
+RENTAL_FIELDS = len(TABLES["rental"].columns)
 
 
 # ============================================================================ raw refusals
@@ -169,7 +172,8 @@ STAGE_CASES = [
     StageCase("wrong delimiter / field count in data lines", day(18),
               {"rental": csv("rental", rental(700209, day(18)).replace(",", ";"), rental(700210, day(18)) + ",extra",
                              rental(700211, day(18)))},
-              quarantined={"rental": {2: "expected 7 fields, found fewer", 3: "expected 7 fields, found more"}},
+              quarantined={"rental": {2: f"expected {RENTAL_FIELDS} fields, found fewer",
+                                       3: f"expected {RENTAL_FIELDS} fields, found more"}},
               staged={"rental": {700211}}),
     StageCase("a good day in the same run", day(19),
               {"rental": csv("rental", rental(700212, day(19))), "payment": csv("payment", payment(700212, day(19), rental_id=700212))},

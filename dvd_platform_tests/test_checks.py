@@ -49,7 +49,7 @@ from dvd_platform.transforms.schemas import staged_schema
 from dvd_platform.transforms.staging import day_profile
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform.warehouse.window import Window
-from dvd_platform_tests.crafted import drop
+from dvd_platform_tests.crafted import drop, row as crafted_row
 from dvd_platform_tests.scratch import scratch_database
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
@@ -660,11 +660,13 @@ def test_orphan_foreign_key_blocks_its_dependents_for_that_day(sample_loaded, s3
 
     def row(rental_id: int, day: date, inventory_id: int) -> list[str]:
         at = f"{day} 10:00:00+00"
-        return [str(rental_id), at, str(inventory_id), "1", f"{day} 20:00:00+00", "1", at]
+        return crafted_row("rental", rental_id=rental_id, rental_date=at, inventory_id=inventory_id, customer_id=1,
+                           return_date=f"{day} 20:00:00+00", staff_id=1, last_update=at)
 
     drop(s3, settings_env["DVD_LANDING_BUCKET"], {
         good_day: {"rental": [row(800001, good_day, 1)],
-                   "payment": [["800001", "1", "1", "800001", "2.99", f"{good_day} 11:00:00+00"]]},
+                   "payment": [crafted_row("payment", payment_id=800001, customer_id=1, staff_id=1, rental_id=800001,
+                                           amount="2.99", payment_date=f"{good_day} 11:00:00+00")]},
         bad_day: {"rental": [row(800002, bad_day, 1), row(800003, bad_day, 999999)]},  # no such inventory item
     })
     good = run_range(good_day, good_day)

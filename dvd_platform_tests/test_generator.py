@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import tracemalloc
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from dvd_platform.dev.seed import csvio
-from dvd_platform.dev.seed.generator import GeneratedSource, _Clock
-from dvd_platform.contract.drops import drop_path
-from dvd_platform.contract.tables import REFERENCE_TABLES, TABLES
+from dvd_platform.dev.seed.formats import Clock
+from dvd_platform.dev.seed.generator import GeneratedSource, contract_layout
+from dvd_platform.contract.drops import SeedError, drop_path
+from dvd_platform.contract.tables import REFERENCE_TABLES, TABLES, Column, TableSpec
 
 START = date(2022, 2, 1)
 LOOKUPS = ("country", "city", "language", "category", "actor")
@@ -53,7 +55,7 @@ def test_description_and_range():
 
 
 def test_clock_formats_like_csvio():
-    clock = _Clock()
+    clock = Clock()
     for text in ("2022-02-01 00:00:00", "2022-02-01 23:59:59", "2024-02-29 12:34:56", "1999-12-31 07:08:09"):
         moment = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
         seconds = int(moment.timestamp())
@@ -330,3 +332,26 @@ def test_a_tiny_scale_still_makes_a_consistent_drop(tmp_path):
     assert len(_rows(out, "customer", START)) == 6 and len(_rows(out, "film", START)) == 10
     items = {row["inventory_id"] for row in _rows(out, "inventory", START)}
     assert all(row["inventory_id"] in items for day in _days(START, 3) for row in _rows(out, "rental", day))
+
+
+def test_rows_are_laid_out_by_column_name_in_the_contracts_order():
+    spec = TableSpec("t", (Column("id", "int"), Column("note", "string"), Column("n", "int", required=True)), ("id",))
+    rows = [(1, "x", 2)]
+    assert contract_layout(spec, ("id", "note", "n"))(rows) is rows  # made as the contract has them: as they are
+    # Another order, a column the contract does not have (left out), one the generator does not make (empty).
+    assert list(contract_layout(spec, ("n", "gone", "id"))([(2, "x", 1)])) == [[1, "", 2]]
+    with pytest.raises(SeedError, match="the contract's t requires n, which the generator does not make"):
+        contract_layout(spec, ("id", "note"))
+
+
+def test_a_nullable_column_added_to_the_contract_is_written_empty(tmp_path, monkeypatch):
+    """The contract, not the generator, decides a drop's columns: the generator follows a new column at once."""
+    source, days = GeneratedSource(scale=0.1, seed=4), _days(START, 2)
+    before = {day: _rows(_write(tmp_path, "before", source, days), "rental", day) for day in days}
+    rental = TABLES["rental"]
+    noted = dataclasses.replace(rental, schema=(*rental.schema, Column("rental_note", "string")))
+    monkeypatch.setitem(TABLES, "rental", noted)
+    out = _write(tmp_path, "after", source, days)
+    for day in days:
+        rows = _rows(out, "rental", day)  # the header is the contract's, every row has its columns
+        assert rows == [{**row, "rental_note": ""} for row in before[day]] and rows

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from dagster import AssetKey, AssetSelection, DagsterEventType, evaluate_automation_conditions
 
-from dvd_platform_tests.crafted import drop
+from dvd_platform_tests.crafted import drop, row
 
 DAYS = [date(2023, 1, 10) + timedelta(n) for n in range(5)]
 BAD = DAYS[2]
@@ -16,11 +16,13 @@ BAD = DAYS[2]
 
 def _rental(rental_id: int, day: date, inventory_id: int = 1) -> list[str]:
     at = f"{day} 10:00:00+00"
-    return [str(rental_id), at, str(inventory_id), "1", f"{day} 20:00:00+00", "1", at]
+    return row("rental", rental_id=rental_id, rental_date=at, inventory_id=inventory_id, customer_id=1,
+               return_date=f"{day} 20:00:00+00", staff_id=1, last_update=at)
 
 
 def _payment(payment_id: int, rental_id: int, day: date, amount: str) -> list[str]:
-    return [str(payment_id), "1", "1", str(rental_id), amount, f"{day} 11:00:00+00"]
+    return row("payment", payment_id=payment_id, customer_id=1, staff_id=1, rental_id=rental_id, amount=amount,
+               payment_date=f"{day} 11:00:00+00")
 
 
 def _why(result, asset: str, partitions: list[str]) -> str:

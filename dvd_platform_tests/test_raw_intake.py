@@ -13,7 +13,7 @@ from dagster import DagsterEventType
 
 from dvd_platform.contract.drops import object_key
 from dvd_platform.contract.tables import TABLES
-from dvd_platform_tests.crafted import drop_bytes
+from dvd_platform_tests.crafted import drop_bytes, line
 
 DAYS = (date(2024, 5, 1), date(2024, 5, 2))
 SELECTION = "key:raw_rental or key:raw_store"
@@ -21,7 +21,9 @@ SELECTION = "key:raw_rental or key:raw_store"
 
 def _rental_file(on: date, rental_id: int) -> bytes:
     header = ",".join(TABLES["rental"].columns)
-    return f"{header}\n{rental_id},{on} 10:00:00+00,1,1,,1,{on} 10:00:00+00\n".encode()
+    at = f"{on} 10:00:00+00"
+    rental = line("rental", rental_id=rental_id, rental_date=at, inventory_id=1, customer_id=1, staff_id=1, last_update=at)
+    return f"{header}\n{rental}\n".encode()
 
 
 def _lake_state(s3, bucket: str, tables: tuple[str, ...], on: date) -> dict[str, tuple[str, object]]:

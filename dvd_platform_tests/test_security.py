@@ -19,9 +19,14 @@ import dvd_platform
 from dvd_platform.io_managers.raw_s3 import ref_key
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.contract.tables import TABLES
-from dvd_platform_tests.crafted import drop_bytes
+from dvd_platform_tests.crafted import drop_bytes, line
 
 DAY = date(2023, 6, 25)  # 2023-06 is the bad-input corpus' month; this day is not in it
+
+
+def _rental(rental_id: int, on: date) -> str:
+    at = f"{on} 10:00:00+00"
+    return line("rental", rental_id=rental_id, rental_date=at, inventory_id=1, customer_id=1, staff_id=1, last_update=at)
 
 
 def _secrets(env: dict[str, str]) -> dict[str, str]:
@@ -36,7 +41,7 @@ def _secrets(env: dict[str, str]) -> dict[str, str]:
 def test_no_secret_in_event_log_run_config_or_job_snapshot(stack, s3, settings_env, run_range, dagster_instance):
     header = ",".join(TABLES["rental"].columns)
     drop_bytes(s3, settings_env["DVD_LANDING_BUCKET"], DAY,
-               {"rental": f"{header}\n700401,{DAY} 10:00:00+00,1,1,,1,{DAY} 10:00:00+00\n".encode()})
+               {"rental": f"{header}\n{_rental(700401, DAY)}\n".encode()})
     # S3 (raw) and the warehouse (a mart computed in PostgreSQL) take part; Spark's settings hold no secret.
     summary = run_range(DAY, DAY, "key:raw_rental or key:mart_daily_revenue")
     assert {"raw_rental", "mart_daily_revenue"} <= set(summary.materialized), summary.lines()
@@ -246,7 +251,7 @@ def test_a_forged_raw_reference_is_refused_before_any_download(stack, s3, settin
     (The local path is built from the table, day and md5 of the reference.)
     """
     lake_bucket, staging = settings_env["DVD_LAKE_BUCKET"], Path(settings_env["DVD_STAGING_DIR"])
-    body = ",".join(TABLES["rental"].columns).encode() + f"\n1,{day} 10:00:00+00,1,1,,1,{day} 10:00:00+00\n".encode()
+    body = ",".join(TABLES["rental"].columns).encode() + f"\n{_rental(1, day)}\n".encode()
     s3.put_object(Bucket=lake_bucket, Key=key, Body=body)
     s3.put_object(Bucket=lake_bucket, Key=ref_key("rental", day), Body=json.dumps(
         {"day": day.isoformat(), "bucket": lake_bucket, "key": key, "bytes": len(body), "md5": md5, "rows": 1}).encode())

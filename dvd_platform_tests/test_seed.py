@@ -15,6 +15,7 @@ from dvd_platform.contract.drops import SeedError, manifest_key, object_key
 from dvd_platform.contract.tables import TABLES
 from dvd_platform.dev.seed.sources import FolderSource
 from dvd_platform.dev.seed.upload import seed
+from dvd_platform_tests.crafted import line
 
 
 def _source_counts_per_day(path, column: str) -> Counter:
@@ -88,8 +89,8 @@ def test_bad_source_folder_names_the_file(tmp_path, sample_dir):
     (tmp_path / "rental.csv").unlink()
     with pytest.raises(SeedError, match=r"rental\.csv: missing"):
         FolderSource(tmp_path).day_range()
-    (tmp_path / "rental.csv").write_text(
-        ",".join(TABLES["rental"].columns) + "\n1,not-a-date,1,1,,1,2022-02-16 02:30:53+00\n"
-    )
+    bad = line("rental", rental_id=1, rental_date="not-a-date", inventory_id=1, customer_id=1, staff_id=1,
+               last_update="2022-02-16 02:30:53+00")
+    (tmp_path / "rental.csv").write_text(",".join(TABLES["rental"].columns) + f"\n{bad}\n")
     with pytest.raises(SeedError, match=r"rental\.csv:2: bad rental_date"):
         FolderSource(tmp_path).day_range()

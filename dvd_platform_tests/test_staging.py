@@ -12,11 +12,12 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.workspace.context import WorkspaceProcessContext
 
+from dvd_platform.contract.tables import TABLES
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
-from dvd_platform_tests.crafted import drop
+from dvd_platform_tests.crafted import drop, line, row
 from dvd_platform_tests.sample_truth import text_array
 
 RENTAL_HEADER = "rental_id,rental_date,inventory_id,customer_id,return_date,staff_id,last_update"
@@ -118,13 +119,17 @@ def test_thirty_day_range_is_one_run_and_one_step(sample_loaded):
 
 def test_bad_lines_are_quarantined_with_line_and_reason(stack, s3, settings_env, run_range, lake, spark, dagster_instance):
     day = date(2022, 9, 20)
-    body = (
-        "1001,2022-09-20 10:00:00+00,1,1,2022-09-22 10:00:00+00,1,2022-09-20 10:00:00+00\n"  # line 2: good
-        "1002,2022-09-20 11:00:00+00,1,1\n"  # line 3: too few fields
-        "1003,2022-09-20 12:00:00+00,not-a-number,1,,1,2022-09-20 12:00:00+00\n"  # line 4: wrong type
-        "1001,2022-09-20 10:00:00+00,1,1,2022-09-23 10:00:00+00,1,2022-09-20 13:00:00+00\n"  # line 5: newer dup
-        "1004,2022-09-20 14:00:00+00,2,2,,2,2022-09-20 14:00:00+00\n"  # line 6: good
-    )
+    def rental(rental_id: int, hour: int, item: int | str, person: int, returned: str | None, updated: str) -> str:
+        return line("rental", rental_id=rental_id, rental_date=f"{day} {hour}:00:00+00", inventory_id=item,
+                    customer_id=person, return_date=returned, staff_id=person, last_update=updated)
+
+    body = "".join(f"{text}\n" for text in (
+        rental(1001, 10, 1, 1, "2022-09-22 10:00:00+00", "2022-09-20 10:00:00+00"),  # line 2: good
+        "1002,2022-09-20 11:00:00+00,1,1",  # line 3: too few fields
+        rental(1003, 12, "not-a-number", 1, None, "2022-09-20 12:00:00+00"),  # line 4: wrong type
+        rental(1001, 10, 1, 1, "2022-09-23 10:00:00+00", "2022-09-20 13:00:00+00"),  # line 5: newer dup
+        rental(1004, 14, 2, 2, None, "2022-09-20 14:00:00+00"),  # line 6: good
+    ))
     drop(s3, settings_env["DVD_LANDING_BUCKET"], {day: {"rental": body}})
     summary = run_range(day, day, "key:raw_rental or key:stg_rental")
     # The day materializes; 3 of 5 rows quarantined is over the ratio threshold, so the blocking
@@ -137,7 +142,7 @@ def test_bad_lines_are_quarantined_with_line_and_reason(stack, s3, settings_env,
     quarantine = {r["line"]: r for r in lake.read_days(spark, "quarantine", "stg_rental", [day], quarantine_schema()).collect()}
     assert set(quarantine) == {2, 3, 4}
     assert "superseded by line 5" in quarantine[2]["reason"]
-    assert "expected 7 fields, found fewer" in quarantine[3]["reason"]
+    assert f"expected {len(TABLES['rental'].columns)} fields, found fewer" in quarantine[3]["reason"]
     assert "inventory_id: cannot parse 'not-a-number' as int" in quarantine[4]["reason"]
     assert all(r["source_object"].startswith("s3://") and "rental" in r["source_object"] for r in quarantine.values())
     # The UI shows rows / quarantined / path per partition.
@@ -152,9 +157,9 @@ def test_missing_file_fails_the_raw_asset_naming_the_key(sample_loaded, s3, sett
     # sample_loaded: the rentals below reference inventory 1, customer 1 and staff 1 of the staged sample.
     good, bad = date(2022, 9, 21), date(2022, 9, 22)
     bucket = settings_env["DVD_LANDING_BUCKET"]
-    rows = [["2001", "2022-09-21 10:00:00+00", "1", "1", "", "1", "2022-09-21 10:00:00+00"]]
-    drop(s3, bucket, {good: {"rental": rows}, bad: {"rental": [["2002", "2022-09-22 10:00:00+00", "1", "1", "", "1",
-                                                                  "2022-09-22 10:00:00+00"]]}})
+    rentals = {day: [row("rental", rental_id=rental_id, rental_date=f"{day} 10:00:00+00", inventory_id=1, customer_id=1,
+                         staff_id=1, last_update=f"{day} 10:00:00+00")] for rental_id, day in ((2001, good), (2002, bad))}
+    drop(s3, bucket, {day: {"rental": rows} for day, rows in rentals.items()})
     assert run_range(good, good, "key:raw_rental or key:stg_rental").ok
     before = lake.day_paths("staged", "stg_rental", [good])
     s3.delete_object(Bucket=bucket, Key="landing/rental/dt=2022-09-22/rental.csv")

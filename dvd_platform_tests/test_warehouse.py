@@ -20,7 +20,7 @@ import pytest
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.contract.tables import TABLES as TABLES_SPEC
 from dvd_platform.warehouse.window import Window
-from dvd_platform_tests.crafted import drop, redrop_table
+from dvd_platform_tests.crafted import drop, redrop_table, row
 
 FACTS = ("fact_rental", "fact_payment")
 TABLES = ("dim_customer", "dim_film", "dim_store", "dim_staff", "bridge_film_category", *FACTS,
@@ -125,7 +125,7 @@ def _customer(email: str, address_id: str, ts: str) -> list[str]:
 
 
 def _rental(rental_id: int, ts: str) -> list[str]:
-    return [str(rental_id), ts, "1", "1", "", "1", ts]
+    return row("rental", rental_id=rental_id, rental_date=ts, inventory_id=1, customer_id=1, staff_id=1, last_update=ts)
 
 
 @pytest.fixture(scope="module")

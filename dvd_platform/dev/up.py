@@ -28,6 +28,90 @@ def _dagster_dev_place() -> dict:
     return {"cwd": home, "env": {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": path}}
 
 
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+class _Foreground:
+    """Whether a stop was requested, and the child it is forwarded to.
+
+    Why a class: the signal handler and the step that starts a child share this state, and a
+    child must never start unseen by the handler (see :meth:`start`).
+    """
+
+    def __init__(self) -> None:
+        self.stop_requested = False
+        self.current: subprocess.Popen | None = None  # the child a stop request is forwarded to
+
+    def on_signal(self, _signum, _frame) -> None:
+        self.stop_requested = True
+        if self.current is not None and self.current.poll() is None:
+            self.current.send_signal(signal.SIGTERM)  # dg dev then stops its webserver, daemon and code server
+
+    def start(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Popen with stop signals held, so a stop request always finds the child in `current`."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.current = subprocess.Popen(argv, **kwargs)
+            return self.current
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending request is delivered here
+
+
+def _child_setup() -> None:
+    """`dg dev`'s preexec: its own process group, stop signals as a foreground process has them."""
+    # dg dev ignores SIGINT/SIGTERM when SIGINT is ignored (a background job): reset it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    os.setpgid(0, 0)
+
+
+def _stop_child(child: subprocess.Popen | None) -> None:
+    """Terminate a child that still runs; kill it if it has not ended within 30 s."""
+    if child is not None and child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _seed_argv(args: argparse.Namespace) -> list[str]:
+    """The seeder's command line: ``dvd-platform seed`` with the options ``up`` was given."""
+    argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale), "--seed", str(args.seed)]
+    for flag, value in (("--source", args.source), ("--days", args.days), ("--from", args.start),
+                        ("--to", args.end), ("--drip", args.drip or None)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _dagster_argv(port: int) -> list[str]:
+    """`dg dev` with the design card's workspace.yaml: it serves the same code location as [tool.dg]."""
+    return [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(port),
+            "-w", str(settings.PROJECT_ROOT / "workspace.yaml")]
+
+
+def _print_ui_hint(port: int) -> None:
+    """Where the UI is and the first thing to do in it: ``up`` is the way in for someone new."""
+    print(f"\nDagster UI: http://127.0.0.1:{port}  (Ctrl-C stops Dagster and the stack)\n"
+          "  First: Assets > type +key:stg_rental in the selection box > Materialize all > pick a range "
+          "that starts on the first seeded day > Launch (a range is one run).\n"
+          "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
+          flush=True)
+
+
+def _shut_down(stack: Stack, seeder: subprocess.Popen | None, dagster: subprocess.Popen | None) -> None:
+    """`dg dev` and whatever its process group left behind, then the seeder, then the stack, in that order."""
+    _stop_child(dagster)
+    if dagster is not None:
+        # dagster dev's code server exits a moment after it: give its leftovers time, then end them.
+        end_group(dagster.pid, ((None, 15.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)))
+    _stop_child(seeder)
+    stack.down()
+    print("stopped: dagster, stack", flush=True)
+
+
 def run_up(args: argparse.Namespace) -> int:
     """Stack up, seed, then `dg dev` in the foreground; Ctrl-C or SIGTERM stops everything.
 
@@ -37,42 +121,8 @@ def run_up(args: argparse.Namespace) -> int:
     server and runs inherit it), so whatever it leaves behind is waited for, then ended,
     before the stack goes down: nothing outlives `up`.
     """
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    stop_requested = False
-    current: subprocess.Popen | None = None  # the child a stop request is forwarded to
-
-    def on_signal(signum, _frame):
-        nonlocal stop_requested
-        stop_requested = True
-        if current is not None and current.poll() is None:
-            current.send_signal(signal.SIGTERM)  # dg dev then stops its webserver, daemon and code server
-
-    def start(argv: list[str], **kwargs) -> subprocess.Popen:
-        """Popen with stop signals held, so a stop request always finds the child in `current`."""
-        nonlocal current
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        try:
-            current = subprocess.Popen(argv, **kwargs)
-            return current
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # a pending request is delivered here
-
-    def child_setup() -> None:
-        # dg dev ignores SIGINT/SIGTERM when SIGINT is ignored (a background job): reset it.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-        os.setpgid(0, 0)
-
-    def stop_child(child: subprocess.Popen | None) -> None:
-        if child is not None and child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
+    foreground = _Foreground()
+    previous = {sig: signal.signal(sig, foreground.on_signal) for sig in STOP_SIGNALS}
     stack = Stack(spark_connect=not args.classic_spark)
     seeder: subprocess.Popen | None = None
     dagster: subprocess.Popen | None = None
@@ -80,41 +130,20 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         values = stack.up()  # gives the stack's own DAGSTER_HOME the project's dagster.yaml
         os.environ.update({k: v for k, v in values.items() if k not in os.environ})
-        if not args.no_seed and not stop_requested:
-            seed_argv = [sys.executable, "-m", "dvd_platform.cli", "seed", "--scale", str(args.scale),
-                         "--seed", str(args.seed)]
-            for flag, value in (("--source", args.source), ("--days", args.days), ("--from", args.start),
-                                ("--to", args.end), ("--drip", args.drip or None)):
-                if value is not None:
-                    seed_argv += [flag, str(value)]
-            seeder = start(seed_argv)
+        if not args.no_seed and not foreground.stop_requested:
+            seeder = foreground.start(_seed_argv(args))
             if not args.drip:  # with --drip it keeps uploading while the UI runs
-                if seeder.wait() != 0 and not stop_requested:
+                if seeder.wait() != 0 and not foreground.stop_requested:
                     raise RuntimeError(f"seeding failed (exit code {seeder.returncode}); the stack is stopped")
-        if not stop_requested:
-            print(f"\nDagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and the stack)\n"
-                  "  First: Assets > type +key:stg_rental in the selection box > Materialize all > pick a range "
-                  "that starts on the first seeded day > Launch (a range is one run).\n"
-                  "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
-                  flush=True)
-            # `dg dev` with the design card's workspace.yaml: it serves the same code location as [tool.dg].
-            dagster = start(
-                [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(args.port),
-                 "-w", str(settings.PROJECT_ROOT / "workspace.yaml")],
-                **_dagster_dev_place(), preexec_fn=child_setup,
-            )
+        if not foreground.stop_requested:
+            _print_ui_hint(args.port)
+            dagster = foreground.start(_dagster_argv(args.port), **_dagster_dev_place(), preexec_fn=_child_setup)
             code = dagster.wait()
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below always runs to its end
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
-            stop_child(dagster)
-            if dagster is not None:
-                # dagster dev's code server exits a moment after it: give its leftovers time, then end them.
-                end_group(dagster.pid, ((None, 15.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)))
-            stop_child(seeder)
-            stack.down()
-            print("stopped: dagster, stack", flush=True)
+            _shut_down(stack, seeder, dagster)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
