@@ -14,7 +14,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -72,14 +72,11 @@ class LocalPostgres:
     """One cluster under ``base_dir`` (``data/``, ``server.log``, socket, secrets)."""
 
     base_dir: Path
+    data_dir: Path = field(init=False)  # the cluster (initdb's -D)
+    secrets_file: Path = field(init=False)  # the roles' passwords, 0600
 
-    @property
-    def data_dir(self) -> Path:
-        return self.base_dir / "data"
-
-    @property
-    def secrets_file(self) -> Path:
-        return self.base_dir / "secrets.env"
+    def __post_init__(self) -> None:
+        self.data_dir, self.secrets_file = self.base_dir / "data", self.base_dir / "secrets.env"
 
     # -- process ----------------------------------------------------------------
 
