@@ -115,7 +115,8 @@ def _rows_meeting_condition(check: StagedCheck, ev: Evaluation) -> PerDay:
 
 
 def _primary_key(check: StagedCheck, ev: Evaluation) -> PerDay:
-    """Duplicated keys per day, plus the rows without a key (the check's condition)."""
+    """Per day: staged rows beyond the first of each key (from the day profile; a key twice counts 1), plus
+    the rows without a key (the check's condition)."""
     key = ", ".join(ev.contract.primary_key)
     dup, null_key = ev.offending[DUPLICATE_KEYS], ev.offending[check.name]
     bad = {d: dup.get(d, 0) + null_key.get(d, 0) for d in set(dup) | set(null_key)}

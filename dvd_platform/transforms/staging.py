@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from dvd_platform.contract.tables import TABLES
 from dvd_platform.transforms.schemas import spark_type
 
-#: In :func:`day_profile`: staged rows of a day whose key another staged row of that day also has.
+#: In :func:`day_profile`: a day's staged rows beyond the first of each key (rows minus distinct keys; 0 when unique).
 DUPLICATE_KEYS = "duplicate_keys"
 NULL_SENTINEL = "\u0001"  # tells an empty field ("" -> NULL) from a missing one (-> null from from_csv)
 TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]X", "yyyy-MM-dd HH:mm:ss[.SSSSSS]XXX")
@@ -172,7 +172,7 @@ def _deduplicated(table: str, annotated: DataFrame) -> DataFrame:
 def day_profile(annotated: DataFrame, key: Sequence[str], conditions: Mapping[str, str]
                 ) -> dict[date, dict[str, int]]:
     """Per day, in one pass over the annotated rows (``_reason`` "" when staged): rows in (data lines), staged, quarantined; staged
-    rows with a duplicated key (``DUPLICATE_KEYS``); and, per named SQL condition, the staged rows that
+    rows beyond the first of each key (``DUPLICATE_KEYS``); and, per named SQL condition, the staged rows that
     meet it (the row-level checks' offending rows). One Spark job instead of one per figure."""
     staged = F.col("_reason") == ""
     key_value = F.struct(*[F.col(c) for c in key])
