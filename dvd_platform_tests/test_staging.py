@@ -17,6 +17,7 @@ from dvd_platform.resources.lake import LakeResource
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
+from dvd_platform.transforms.staging import SourceFile, stage_table
 from dvd_platform_tests.crafted import drop, line, row
 from dvd_platform_tests.sample_truth import text_array
 
@@ -151,6 +152,29 @@ def test_bad_lines_are_quarantined_with_line_and_reason(stack, s3, settings_env,
     assert record.partition_key == day.isoformat()
     assert metadata["rows_in"].value == 5 and metadata["rows_out"].value == 2 and metadata["rows_quarantined"].value == 3
     assert "quarantine_path" in metadata and "path" in metadata
+
+
+def test_an_empty_last_field_is_staged_as_null_and_field_counts_are_exact(spark, tmp_path):
+    """Spark's CSV parser reads an empty last field as null; staging must not take that for a missing field.
+
+    Row 2 ends in an empty ``last_update``: valid, staged with NULL there. Row 3 has one more field, and
+    empty (a trailing comma): quarantined as "more". Row 4 lacks the last field: quarantined as "fewer".
+    """
+    day = date(2022, 9, 20)
+    columns = TABLES["rental"].columns
+    good = line("rental", rental_id=2001, rental_date=f"{day} 10:00:00+00", inventory_id=1, customer_id=1, staff_id=1)
+    assert good.endswith(",")  # last_update is the last column, and empty
+    full = line("rental", rental_id=2002, rental_date=f"{day} 11:00:00+00", inventory_id=1, customer_id=1, staff_id=1,
+                last_update=f"{day} 11:00:00+00")
+    short = ",".join(full.split(",")[:-1])
+    path = tmp_path / "rental.csv"
+    path.write_text(f"{','.join(columns)}\n{good}\n{full},\n{short}\n")
+    result = stage_table(spark, "rental", [SourceFile(f"file://{path}", day, "s3://landing/rental.csv")])
+    staged = {r["rental_id"]: r for r in result.staged.collect()}
+    reasons = {r["line"]: r["reason"] for r in result.quarantine.collect()}
+    result.annotated.unpersist()
+    assert set(staged) == {2001} and staged[2001]["last_update"] is None
+    assert reasons == {3: f"expected {len(columns)} fields, found more", 4: f"expected {len(columns)} fields, found fewer"}
 
 
 def test_missing_file_fails_the_raw_asset_naming_the_key(sample_loaded, s3, settings_env, run_range, lake, spark):

@@ -27,7 +27,6 @@ from dvd_platform.transforms.schemas import spark_type
 
 #: In :func:`day_profile`: a day's staged rows beyond the first of each key (rows minus distinct keys; 0 when unique).
 DUPLICATE_KEYS = "duplicate_keys"
-NULL_SENTINEL = "\u0001"  # tells an empty field ("" -> NULL) from a missing one (-> null from from_csv)
 TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]X", "yyyy-MM-dd HH:mm:ss[.SSSSSS]XXX")
 TRUE_VALUES = ("t", "true", "1", "y", "yes")
 FALSE_VALUES = ("f", "false", "0", "n", "no")
@@ -73,10 +72,9 @@ def _typed(value, kind: str):
 def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> StageResult:
     """Typed rows of ``table`` from its daily files, plus the quarantine of the rest."""
     columns = list(TABLES[table].types)
-    csv_schema = ", ".join(f"_c{i} STRING" for i in range(len(columns) + 1))  # one more catches extra fields
+    csv_schema = ", ".join(f"_c{i} STRING" for i in range(len(columns)))
     parsed = _numbered_lines(spark, files).withColumn(
-        "_p", F.from_csv(F.col("value"), csv_schema,
-                         {"nullValue": NULL_SENTINEL, "mode": "PERMISSIVE", "escape": "\"", "quote": "\""})
+        "_p", F.from_csv(F.col("value"), csv_schema, {"mode": "PERMISSIVE", "escape": "\"", "quote": "\""})
     )
     annotated = _deduplicated(table, _typed_with_reasons(table, parsed)).persist()
     staged = annotated.where(F.col("_reason") == "").select(*columns, "dt")
@@ -113,6 +111,10 @@ def _typed_with_reasons(table: str, parsed: DataFrame) -> DataFrame:
     types = TABLES[table].types
     count = len(types)
     quotes = F.length("value") - F.length(F.regexp_replace("value", '"', ""))
+    # Fields are counted from the line, not from the parse: Spark's CSV parser reads an empty field as
+    # null, so a row ending in an empty field would look one short, and an empty extra field go unseen.
+    unquoted = F.regexp_replace("value", '"([^"]|"")*"', "")
+    fields = F.length(unquoted) - F.length(F.regexp_replace(unquoted, ",", "")) + 1
     reasons = [
         # Spark's text reader keeps a line's bytes as they are: without this, invalid UTF-8 would be staged
         # and fail (or be mangled) later, in Parquet readers or in the warehouse's COPY.
@@ -120,8 +122,8 @@ def _typed_with_reasons(table: str, parsed: DataFrame) -> DataFrame:
         # Records are read line by line: a quoted field holding a line break splits its record into
         # fragments that each have an odd number of quotes. Say so, rather than only "fewer fields".
         F.when(quotes % 2 == 1, F.lit(UNBALANCED_QUOTES)),
-        F.when(F.col(f"_p._c{count - 1}").isNull(), F.lit(f"expected {count} fields, found fewer")),
-        F.when(F.col(f"_p._c{count}").isNotNull(), F.lit(f"expected {count} fields, found more")),
+        F.when((quotes % 2 == 0) & (fields < count), F.lit(f"expected {count} fields, found fewer")),
+        F.when((quotes % 2 == 0) & (fields > count), F.lit(f"expected {count} fields, found more")),
     ]
     typed_cols = []
     for i, (name, kind) in enumerate(types.items()):
