@@ -28,6 +28,11 @@ Sections (all but ``range`` skippable with ``--skip``):
 ``one_day``
     Then the last day of the range again, in a fresh process, on the same stack:
     what a daily run costs once history is loaded.
+``warm``
+    On a fresh stack with a Spark Connect server, as ``make up`` leaves it: `dg dev` (webserver,
+    daemon, code server) catches up with the seeded drops by itself, then one day at a time is
+    launched over GraphQL as the UI launches it, timed from the launch to the run's success
+    (``warm_launch.py``). Not profiled step by step: the runs' events are Dagster's own.
 
 The data are pagila (``../shared/datasets/pagila``) when that folder exists, else
 (or with ``--source generated``) the built-in generator; ``--days N`` keeps the
@@ -61,11 +66,12 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from common import host_info, load_average, log, open_instance, write_results
+from warm_launch import warm_launches
 from scale_benchmark import BenchStack, run_measured, tail, versions
 
 from dvd_platform.dev.seed.sources import DEFAULT_SAMPLE
 
-SECTIONS = ("range", "repeat", "one_day")
+SECTIONS = ("range", "repeat", "one_day", "warm")
 MODES = ("classic", "connect")
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "pipeline.json"
 OUTSIDE = "(outside steps)"
@@ -345,6 +351,18 @@ def profile_stack(base: Path, source, days: int | None, sections: list[str], mod
     return out
 
 
+def warm_stack(base: Path, source, days: int | None) -> dict:
+    """The ``warm`` section on its own fresh stack with a Spark Connect server (what ``make up`` starts)."""
+    work = base / "warm"
+    work.mkdir(parents=True)
+    with BenchStack(base / "stack-warm", stack_options={"spark_connect": True}) as bench:
+        selected, rows = seed_bench(bench, source, days)
+        last, middle = selected[-1].isoformat(), selected[len(selected) // 2].isoformat()
+        result = warm_launches(bench.env(), work, [last, middle, last])
+    return {"days": len(selected), "first_day": selected[0].isoformat(), "last_day": selected[-1].isoformat(),
+            "seeded_rows": rows, **result}
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -397,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     source = make_source(args.source, args.scale, args.days)
     try:
         report = {mode: profile_stack(base, source, args.days, sections, mode, args.select) for mode in modes}
+        if "warm" in sections:
+            report["warm"] = warm_stack(base, source, args.days)
     except BaseException:
         log(f"failed; logs kept in {base}")
         raise
@@ -405,14 +425,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nPipeline benchmark ({started:%Y-%m-%d %H:%M} UTC, {source.description}, "
           f"{datetime.now(timezone.utc) - started} wall)\n")
-    for result in report.values():
-        for section in SECTIONS:
-            if section in result:
-                print(run_table(result[section]) + "\n")
+    for mode in modes:
+        for section in SECTIONS[:3]:
+            if section in report[mode]:
+                print(run_table(report[mode][section]) + "\n")
+    if "warm" in report:
+        print(f"warm ({report['warm']['days']} days seeded): dg dev serving after {report['warm']['ready_seconds']:.1f} s, "
+              f"daemon's catch-up {report['warm']['catch_up_seconds']:.1f} s; launches: " + ", ".join(
+                  f"{x['day']} {x['wall_seconds']:.1f} s (queued {x['queued_seconds']:.1f})"
+                  for x in report["warm"]["launches"]) + "\n")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     if {"classic", "connect"} <= set(report):
         ratios = {section: report["classic"][section]["wall_seconds"] / report["connect"][section]["wall_seconds"]
-                  for section in sections}
+                  for section in sections if section != "warm"}
         report["classic_over_connect"] = ratios
         print("classic / connect wall time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     write_results(args.out, started, {"source": source.description, "sections_run": sections, "machine": info,

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from dvd_platform.contract.tables import TABLES
-from dvd_platform.dev.oltp_sample import apply_ddl
+from dvd_platform.dev.oltp_sample import apply_ddl, follow_contract
 from dvd_platform.io_managers.postgres import LOAD_SPECS
 from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform_tests.scratch import scratch_database
@@ -90,3 +90,23 @@ def test_landing_contract_is_the_oltp_ddl(catalogue, table):
     assert list(oltp) == list(TABLES[table].columns), f"{table}: the OLTP DDL's columns (left) are not the contract's"
     differ = {c.name: (c.type, oltp[c.name]) for c in TABLES[table].schema if not _parses(c.type, oltp[c.name])}
     assert not differ, f"{table}: contract column -> (its type, the OLTP DDL's): {differ}"
+
+
+def test_the_sample_oltp_database_gains_contract_columns_its_ddl_lacks(settings_env):
+    """The sample database (not the DDL the comparison above reads) follows the contract: a contract
+    column sql/oltp/ lacks is added with its type, so a new column can be exported before the DDL follows."""
+    with scratch_database(settings_env, "dvd_follow") as dsns:
+        conn = psycopg2.connect(dsns["loader"])
+        try:
+            with conn, conn.cursor() as cur:
+                apply_ddl(cur)
+                cur.execute("ALTER TABLE rental DROP COLUMN return_date; ALTER TABLE film DROP COLUMN rental_rate")
+                added: list[str] = []
+                follow_contract(cur, log=added.append)
+                cur.execute(CATALOGUE)
+                types = {(table, column): _pg_type(*kind) for schema, table, column, *kind in cur.fetchall()}
+        finally:
+            conn.close()
+    assert len(added) == 2 and "rental.return_date" in added[0] + added[1]
+    assert types[("rental", "return_date")] == "timestamp with time zone"
+    assert _parses(TABLES["film"].types["rental_rate"], types[("film", "rental_rate")])

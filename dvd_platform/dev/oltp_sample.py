@@ -62,6 +62,32 @@ def apply_ddl(cur) -> None:
         cur.execute(ddl.read_text())
 
 
+#: Contract types -> the PostgreSQL type a sample column of that type is added as (decimals apart).
+PG_TYPES = {"int": "integer", "string": "text", "timestamp": "timestamptz", "date": "date", "bool": "boolean",
+            "text[]": "text[]"}
+
+
+def follow_contract(cur, log: Callable[[str], None] = print) -> None:
+    """Add to the sample's tables the contract columns ``sql/oltp/`` does not have yet.
+
+    Why: a column added to the contract can then be tried end to end (generate, export, stage) before
+    the OLTP DDL file follows; ``test_landing_contract_is_the_oltp_ddl`` is what says the DDL is behind.
+    A real source's schema is never changed: this runs on the sample database only.
+    """
+    cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'")
+    present: dict[str, set[str]] = {}
+    for table, column in cur.fetchall():
+        present.setdefault(table, set()).add(column)
+    for table, spec in TABLES.items():
+        for column in spec.schema:
+            if column.name in present.get(table, set()):
+                continue
+            kind = column.type.replace("decimal", "numeric") if column.type.startswith("decimal(") else PG_TYPES[column.type]
+            cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} " + kind).format(
+                sql.Identifier(table), sql.Identifier(column.name)))
+            log(f"sample OLTP: added contract column {table}.{column.name} ({kind}), which sql/oltp/ lacks")
+
+
 def create_database(admin_dsn: str, oltp_dsn: str) -> None:
     """Drop and create the OLTP database named in ``oltp_dsn``, apply the DDL, and let its role read it."""
     target = parse_dsn(oltp_dsn)
@@ -78,6 +104,7 @@ def create_database(admin_dsn: str, oltp_dsn: str) -> None:
     try:
         with conn, conn.cursor() as cur:
             apply_ddl(cur)
+            follow_contract(cur)
             db, role = sql.Identifier(name), sql.Identifier(reader)
             cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, role))

@@ -66,10 +66,13 @@ class FolderSource:
         stream = open(path, encoding="utf-8", newline="")
         reader = csv.reader(stream)
         header = tuple(next(reader, ()))
-        if header != TABLES[table].columns:
+        if header == TABLES[table].columns:
+            return stream, reader, path
+        try:
+            return stream, _by_contract(table, header, reader, path), path
+        except SeedError:
             stream.close()
-            raise SeedError(f"{path}: header {list(header)} differs from the contract {list(TABLES[table].columns)}")
-        return stream, reader, path
+            raise
 
     def _event_rows(self, table: str):
         """Yield (day, row) with the file's line number in errors."""
@@ -112,3 +115,40 @@ class FolderSource:
                             csvio.write_rows(out, TABLES[table].columns, reader)
                     else:
                         csvio.write_rows(out, TABLES[table].columns, [])
+
+
+def _by_contract(table: str, header: tuple[str, ...], reader, path: Path) -> "_Remapped":
+    """The file's rows laid out as the contract's, when its header has the contract's columns in another
+    order or lacks optional ones (written empty: NULL).
+
+    Why: a column added to the contract must not make a fixed sample folder unusable, as long as no row
+    is useless without it. A missing key, event or required column, or a column the contract does not
+    know (its values would be dropped), is refused.
+    """
+    spec = TABLES[table]
+    needed = {*spec.primary_key, *spec.required, *([spec.event_column] if spec.event_column else [])}
+    unknown = [c for c in header if c not in spec.columns]
+    missing = [c for c in spec.columns if c not in header]
+    if unknown or needed.intersection(missing) or len(set(header)) != len(header):
+        raise SeedError(f"{path}: header {list(header)} differs from the contract {list(spec.columns)} "
+                        f"(unknown: {unknown}; missing: {missing}, of which key or required: "
+                        f"{sorted(needed.intersection(missing))})")
+    return _Remapped(reader, [header.index(c) if c in header else None for c in spec.columns], path)
+
+
+class _Remapped:
+    """A csv reader whose rows come out in the contract's column order ("" where the file lacks one)."""
+
+    def __init__(self, reader, positions: list[int | None], path: Path):
+        self.reader, self.positions, self.path = reader, positions, path
+        self.width = sum(p is not None for p in positions)
+
+    @property
+    def line_num(self) -> int:
+        return self.reader.line_num
+
+    def __iter__(self):
+        for row in self.reader:
+            if len(row) != self.width:  # cannot be laid out by name: say where, rather than guess
+                raise SeedError(f"{self.path}:{self.reader.line_num}: {len(row)} fields, the header has {self.width}")
+            yield ["" if p is None else row[p] for p in self.positions]

@@ -1,0 +1,143 @@
+"""One day launched on a running instance, as the UI launches it: the ``warm`` section of pipeline_benchmark.
+
+``make up`` leaves `dg dev` running (webserver, daemon, code server) on the local stack with its
+Spark Connect server. This starts the same `dg dev` (the same argv as ``up``) on a bench stack
+whose drops are seeded, lets the daemon catch up as it would after ``make up`` (the landing
+sensor's runs, automation's), and then launches ``daily_pipeline`` for one day over GraphQL
+(``launchRun``, what the UI's Launch sends), timing the launch to the run's success as seen by
+polling GraphQL, and the run's own queue and run times as Dagster recorded them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import log
+
+from dvd_platform.dev.stack.procs import end_group, free_port
+from dvd_platform.settings import PROJECT_ROOT
+
+IN_FLIGHT = "[QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]"
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }"""
+RUN = """query($id: ID!) { runOrError(runId: $id) { __typename
+  ... on Run { status creationTime startTime endTime } } }"""
+
+
+@dataclass
+class DagsterDev:
+    """`dg dev` on a bench stack's environment, in its own process group."""
+
+    env: dict[str, str]
+    log_file: Path
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> DagsterDev:
+        self.port = free_port()
+        argv = [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(self.port),
+                "-w", str(PROJECT_ROOT / "workspace.yaml")]
+        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), self.env.get("PYTHONPATH")) if p)
+        with open(self.log_file, "ab") as out:
+            self.proc = subprocess.Popen(argv, cwd=self.env["DAGSTER_HOME"], env={**self.env, "PYTHONPATH": path},
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            end_group(self.proc.pid)
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql",
+                                         data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def wait_ready(self, timeout: float) -> tuple[str, str]:
+        """(location, repository) once the webserver serves the code location."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dg dev exited ({self.proc.returncode}); see {self.log_file}")
+            try:
+                data = self.graphql("{ repositoriesOrError { ... on RepositoryConnection "
+                                    "{ nodes { name location { name } } } } }")
+                nodes = data["repositoriesOrError"].get("nodes") or []
+                if nodes:
+                    return nodes[0]["location"]["name"], nodes[0]["name"]
+            except OSError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"dg dev not serving after {timeout:.0f} s; see {self.log_file}")
+
+    def runs_in_flight(self) -> int:
+        data = self.graphql(f"{{ runsOrError(filter: {{statuses: {IN_FLIGHT}}}) {{ ... on Runs {{ count }} }} }}")
+        return data["runsOrError"]["count"]
+
+    def wait_quiet(self, settle: float, timeout: float) -> float:
+        """Seconds until no run has been queued or running for ``settle`` seconds in a row."""
+        started = time.monotonic()
+        quiet_since: float | None = None
+        while time.monotonic() - started < timeout:
+            now = time.monotonic()
+            if self.runs_in_flight():
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle:
+                return quiet_since - started
+            time.sleep(2)
+        raise TimeoutError(f"runs still in flight after {timeout:.0f} s; see {self.log_file}")
+
+    def launch_day(self, location: str, repository: str, day: str, timeout: float) -> dict:
+        """Launch daily_pipeline for ``day`` as the UI does; wall seconds to a terminal status, and Dagster's times."""
+        params = {"selector": {"repositoryLocationName": location, "repositoryName": repository,
+                               "jobName": "daily_pipeline"},
+                  "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}}
+        began = time.monotonic()
+        result = self.graphql(LAUNCH, {"p": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"launchRun: {result}")
+        run_id = result["run"]["runId"]
+        while time.monotonic() - began < timeout:
+            run = self.graphql(RUN, {"id": run_id})["runOrError"]
+            if run.get("status") in TERMINAL:
+                wall = time.monotonic() - began
+                if run["status"] != "SUCCESS":
+                    raise RuntimeError(f"run {run_id} of {day}: {run['status']}; see {self.log_file}")
+                return {"day": day, "run_id": run_id, "wall_seconds": wall,
+                        "queued_seconds": run["startTime"] - run["creationTime"],
+                        "run_seconds": run["endTime"] - run["startTime"]}
+            time.sleep(0.25)
+        raise TimeoutError(f"run {run_id} of {day} not done after {timeout:.0f} s")
+
+
+def warm_launches(env: dict[str, str], work: Path, days: list[str], settle: float = 45.0) -> dict:
+    """Start `dg dev`, let the daemon catch up with the seeded drops, then launch each of ``days`` in turn."""
+    with DagsterDev(env, work / "dg-dev.log") as dev:
+        started = time.monotonic()
+        location, repository = dev.wait_ready(timeout=600)
+        ready = time.monotonic() - started
+        log(f"warm: dg dev serving after {ready:.1f} s; waiting for the daemon's catch-up runs to finish")
+        catch_up = dev.wait_quiet(settle=settle, timeout=3600)
+        log(f"warm: quiet after {catch_up:.1f} s")
+        launches = []
+        for day in days:
+            launches.append(dev.launch_day(location, repository, day, timeout=1800))
+            log(f"warm: {day}: {launches[-1]['wall_seconds']:.1f} s launch to success "
+                f"(queued {launches[-1]['queued_seconds']:.1f} s, run {launches[-1]['run_seconds']:.1f} s)")
+            dev.wait_quiet(settle=settle, timeout=1800)  # the marts automation requests after the facts
+    return {"ready_seconds": ready, "catch_up_seconds": catch_up, "settle_seconds": settle, "launches": launches}
