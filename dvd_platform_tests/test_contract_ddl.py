@@ -107,6 +107,9 @@ def test_the_sample_oltp_database_gains_contract_columns_its_ddl_lacks(settings_
                 types = {(table, column): _pg_type(*kind) for schema, table, column, *kind in cur.fetchall()}
         finally:
             conn.close()
-    assert len(added) == 2 and "rental.return_date" in added[0] + added[1]
+    assert any("rental.return_date" in line for line in added) and any("film.rental_rate" in line for line in added)
     assert types[("rental", "return_date")] == "timestamp with time zone"
-    assert _parses(TABLES["film"].types["rental_rate"], types[("film", "rental_rate")])
+    # Every contract column is there now (also one the DDL has never had), of a type the contract parses.
+    differ = {(t, c.name): types.get((t, c.name), "missing") for t, spec in TABLES.items() for c in spec.schema
+              if (t, c.name) not in types or not _parses(c.type, types[(t, c.name)])}
+    assert not differ, differ
