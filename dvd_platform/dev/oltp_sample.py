@@ -83,8 +83,8 @@ def follow_contract(cur, log: Callable[[str], None] = print) -> None:
             if column.name in present.get(table, set()):
                 continue
             kind = column.type.replace("decimal", "numeric") if column.type.startswith("decimal(") else PG_TYPES[column.type]
-            cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} " + kind).format(
-                sql.Identifier(table), sql.Identifier(column.name)))
+            cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                sql.Identifier(table), sql.Identifier(column.name), sql.SQL(kind)))  # kind: PG_TYPES or decimal(p,s)
             log(f"sample OLTP: added contract column {table}.{column.name} ({kind}), which sql/oltp/ lacks")
 
 
