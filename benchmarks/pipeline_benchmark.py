@@ -32,7 +32,10 @@ Sections (all but ``range`` skippable with ``--skip``):
     On a fresh stack with a Spark Connect server, as ``make up`` leaves it: `dg dev` (webserver,
     daemon, code server) catches up with the seeded drops by itself, then one day at a time is
     launched over GraphQL as the UI launches it, timed from the launch to the run's success
-    (``warm_launch.py``). Not profiled step by step: the runs' events are Dagster's own.
+    (``warm_launch.py``). Not profiled step by step: the runs' events are Dagster's own. Always
+    Spark Connect (what ``make up`` uses) and the whole ``daily_pipeline`` job: ``--spark`` and
+    ``--select`` do not apply to it. It adds a stack, a seed and the daemon's catch-up (for pagila,
+    one range run) to the benchmark; ``--skip warm`` leaves it out.
 
 The data are pagila (``../shared/datasets/pagila``) when that folder exists, else
 (or with ``--source generated``) the built-in generator; ``--days N`` keeps the

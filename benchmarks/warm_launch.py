@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from common import log
 
 from dvd_platform.dev.stack.procs import end_group, free_port
+from dvd_platform.dev.up import dagster_argv
 from dvd_platform.settings import PROJECT_ROOT
 
 IN_FLIGHT = "[QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]"
@@ -44,11 +44,9 @@ class DagsterDev:
 
     def __enter__(self) -> DagsterDev:
         self.port = free_port()
-        argv = [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(self.port),
-                "-w", str(PROJECT_ROOT / "workspace.yaml")]
         path = os.pathsep.join(p for p in (str(PROJECT_ROOT), self.env.get("PYTHONPATH")) if p)
         with open(self.log_file, "ab") as out:
-            self.proc = subprocess.Popen(argv, cwd=self.env["DAGSTER_HOME"], env={**self.env, "PYTHONPATH": path},
+            self.proc = subprocess.Popen(dagster_argv(self.port), cwd=self.env["DAGSTER_HOME"], env={**self.env, "PYTHONPATH": path},
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -83,17 +81,19 @@ class DagsterDev:
             time.sleep(1)
         raise TimeoutError(f"dg dev not serving after {timeout:.0f} s; see {self.log_file}")
 
-    def runs_in_flight(self) -> int:
-        data = self.graphql(f"{{ runsOrError(filter: {{statuses: {IN_FLIGHT}}}) {{ ... on Runs {{ count }} }} }}")
-        return data["runsOrError"]["count"]
+    def runs(self, statuses: str | None = None) -> int:
+        """How many runs the instance has (of these statuses)."""
+        selector = f"(filter: {{statuses: {statuses}}})" if statuses else ""
+        return self.graphql(f"{{ runsOrError{selector} {{ ... on Runs {{ count }} }} }}")["runsOrError"]["count"]
 
-    def wait_quiet(self, settle: float, timeout: float) -> float:
-        """Seconds until no run has been queued or running for ``settle`` seconds in a row."""
+    def wait_quiet(self, settle: float, timeout: float, after_runs: int = 0) -> float:
+        """Seconds until more than ``after_runs`` runs exist and none has been queued or running for
+        ``settle`` seconds in a row (so a daemon slow to queue its first run is waited for)."""
         started = time.monotonic()
         quiet_since: float | None = None
         while time.monotonic() - started < timeout:
             now = time.monotonic()
-            if self.runs_in_flight():
+            if self.runs(IN_FLIGHT) or self.runs() <= after_runs:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
@@ -132,7 +132,7 @@ def warm_launches(env: dict[str, str], work: Path, days: list[str], settle: floa
         location, repository = dev.wait_ready(timeout=600)
         ready = time.monotonic() - started
         log(f"warm: dg dev serving after {ready:.1f} s; waiting for the daemon's catch-up runs to finish")
-        catch_up = dev.wait_quiet(settle=settle, timeout=3600)
+        catch_up = dev.wait_quiet(settle=settle, timeout=3600, after_runs=0)  # the landing sensor's first run
         log(f"warm: quiet after {catch_up:.1f} s")
         launches = []
         for day in days:

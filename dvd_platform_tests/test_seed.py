@@ -111,7 +111,12 @@ def test_a_folder_lacking_an_optional_column_is_laid_out_by_name(tmp_path, sampl
     written = (out / "rental" / "dt=2022-05-24" / "rental.csv").read_text().splitlines()
     assert written == [",".join(TABLES["rental"].columns), line("rental", **full)]
     for header, refused in ((columns + ["no_such_column"], "unknown: \\['no_such_column'\\]"),
+                            (columns + ["rental_id"], "named twice: \\['rental_id'\\]"),
                             ([c for c in columns if c != "customer_id"], "of which key or required: \\['customer_id'\\]")):
         (tmp_path / "rental.csv").write_text(",".join(header) + "\n")
         with pytest.raises(SeedError, match=rf"rental\.csv: header .*{refused}"):
             FolderSource(tmp_path).day_range()
+    # A row that is not as wide as the header cannot be laid out by name: refused, naming file and line.
+    (tmp_path / "rental.csv").write_text(",".join(columns) + "\n" + ",".join(full[c] for c in columns) + ",x\n")
+    with pytest.raises(SeedError, match=r"rental\.csv:2: 7 fields, the header has 6"):
+        FolderSource(tmp_path).day_range()

@@ -154,27 +154,37 @@ def test_bad_lines_are_quarantined_with_line_and_reason(stack, s3, settings_env,
     assert "quarantine_path" in metadata and "path" in metadata
 
 
-def test_an_empty_last_field_is_staged_as_null_and_field_counts_are_exact(spark, tmp_path):
-    """Spark's CSV parser reads an empty last field as null; staging must not take that for a missing field.
+def test_field_counts_are_exact_whatever_the_fields_hold(spark, tmp_path):
+    """Fields are counted as Spark's CSV parser splits them, not from its nulls (every empty unquoted field
+    is null there), and a long quoted field does not break the count.
 
-    Row 2 ends in an empty ``last_update``: valid, staged with NULL there. Row 3 has one more field, and
-    empty (a trailing comma): quarantined as "more". Row 4 lacks the last field: quarantined as "fewer".
+    Row 2 ends in an empty field: valid, staged with NULL there. Row 3 has one more field, and empty (a
+    trailing comma): "more". Row 4 lacks the last field: "fewer". Row 5 has a quote inside an unquoted
+    value, with a comma between its quotes: a character for the parser, so one field more ("more", not a
+    parse error of shifted values). Row 6 has a quoted field of 20,000 characters: staged.
     """
     day = date(2022, 9, 20)
     columns = TABLES["rental"].columns
-    good = line("rental", rental_id=2001, rental_date=f"{day} 10:00:00+00", inventory_id=1, customer_id=1, staff_id=1)
-    assert good.endswith(",")  # last_update is the last column, and empty
-    full = line("rental", rental_id=2002, rental_date=f"{day} 11:00:00+00", inventory_id=1, customer_id=1, staff_id=1,
-                last_update=f"{day} 11:00:00+00")
+    def rental(rental_id: int, **values) -> str:
+        return line("rental", rental_id=rental_id, rental_date=f"{day} 10:00:00+00", inventory_id=1, customer_id=1,
+                    staff_id=1, **values)
+
+    good = rental(2001)
+    assert good.endswith(",")  # the last column is empty
+    full = rental(2002, last_update=f"{day} 11:00:00+00")
     short = ",".join(full.split(",")[:-1])
+    inner_quote = full.replace(f"{day} 10:00:00+00", f'{day} 10:00:00+00 "a, b"', 1)
+    wide = rental(2006).replace(f"{day} 10:00:00+00", '"' + " " * 20_000 + f'{day} 10:00:00+00"', 1)
     path = tmp_path / "rental.csv"
-    path.write_text(f"{','.join(columns)}\n{good}\n{full},\n{short}\n")
+    path.write_text("\n".join([",".join(columns), good, f"{full},", short, inner_quote, wide]) + "\n")
     result = stage_table(spark, "rental", [SourceFile(f"file://{path}", day, "s3://landing/rental.csv")])
     staged = {r["rental_id"]: r for r in result.staged.collect()}
     reasons = {r["line"]: r["reason"] for r in result.quarantine.collect()}
     result.annotated.unpersist()
-    assert set(staged) == {2001} and staged[2001]["last_update"] is None
-    assert reasons == {3: f"expected {len(columns)} fields, found more", 4: f"expected {len(columns)} fields, found fewer"}
+    assert set(staged) == {2001, 2006} and staged[2001]["last_update"] is None
+    more, fewer = f"expected {len(columns)} fields, found more", f"expected {len(columns)} fields, found fewer"
+    assert set(reasons) == {3, 4, 5} and reasons[3] == more and reasons[4] == fewer
+    assert reasons[5].startswith(f"{more}; ")  # then the shifted values' parse errors, as for any line
 
 
 def test_missing_file_fails_the_raw_asset_naming_the_key(sample_loaded, s3, settings_env, run_range, lake, spark):

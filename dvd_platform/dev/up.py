@@ -86,7 +86,7 @@ def _seed_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def _dagster_argv(port: int) -> list[str]:
+def dagster_argv(port: int) -> list[str]:
     """`dg dev` with the design card's workspace.yaml: it serves the same code location as [tool.dg]."""
     return [sys.executable, "-m", "dvd_platform.dagster_notices", "dev", "-h", "127.0.0.1", "-p", str(port),
             "-w", str(settings.PROJECT_ROOT / "workspace.yaml")]
@@ -137,7 +137,7 @@ def run_up(args: argparse.Namespace) -> int:
                     raise RuntimeError(f"seeding failed (exit code {seeder.returncode}); the stack is stopped")
         if not foreground.stop_requested:
             _print_ui_hint(args.port)
-            dagster = foreground.start(_dagster_argv(args.port), **_dagster_dev_place(), preexec_fn=_child_setup)
+            dagster = foreground.start(dagster_argv(args.port), **_dagster_dev_place(), preexec_fn=_child_setup)
             code = dagster.wait()
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below always runs to its end

@@ -31,6 +31,8 @@ TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]X", "yyyy-MM-dd HH:mm:ss[.SSSS
 TRUE_VALUES = ("t", "true", "1", "y", "yes")
 FALSE_VALUES = ("f", "false", "0", "n", "no")
 NOT_UTF8 = "not valid UTF-8 (raw_line shows the bad bytes as U+FFFD; the source object has them)"
+#: A quoted field, from a field's start to its end ("" inside is a quote); group 1 keeps its leading comma.
+QUOTED_FIELD = r'(^|,)"[^"]*(?:""[^"]*)*"(?=,|$)'
 UNBALANCED_QUOTES = ("unbalanced quotes: a quoted field does not end on this line "
                      "(a line break inside a field is not supported: one record per line)")
 
@@ -72,7 +74,7 @@ def _typed(value, kind: str):
 def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> StageResult:
     """Typed rows of ``table`` from its daily files, plus the quarantine of the rest."""
     columns = list(TABLES[table].types)
-    csv_schema = ", ".join(f"_c{i} STRING" for i in range(len(columns)))
+    csv_schema = ", ".join(f"_c{i} STRING" for i in range(len(columns) + 1))  # one more: see _typed_with_reasons
     parsed = _numbered_lines(spark, files).withColumn(
         "_p", F.from_csv(F.col("value"), csv_schema, {"mode": "PERMISSIVE", "escape": "\"", "quote": "\""})
     )
@@ -111,9 +113,12 @@ def _typed_with_reasons(table: str, parsed: DataFrame) -> DataFrame:
     types = TABLES[table].types
     count = len(types)
     quotes = F.length("value") - F.length(F.regexp_replace("value", '"', ""))
-    # Fields are counted from the line, not from the parse: Spark's CSV parser reads an empty field as
-    # null, so a row ending in an empty field would look one short, and an empty extra field go unseen.
-    unquoted = F.regexp_replace("value", '"([^"]|"")*"', "")
+    # Fields are counted from the line, not from the parse: Spark's CSV parser reads an empty unquoted
+    # field as null, so a row ending in an empty field would look one short, and an empty extra field
+    # go unseen. A quoted field counts only where the parser sees one: from a field's start to its end
+    # (a quote inside an unquoted value is a character). The pattern is unrolled, so that Java's regex
+    # does not recurse per character (a field of some thousands of characters overflowed its stack).
+    unquoted = F.regexp_replace("value", QUOTED_FIELD, "$1")
     fields = F.length(unquoted) - F.length(F.regexp_replace(unquoted, ",", "")) + 1
     reasons = [
         # Spark's text reader keeps a line's bytes as they are: without this, invalid UTF-8 would be staged
@@ -123,7 +128,10 @@ def _typed_with_reasons(table: str, parsed: DataFrame) -> DataFrame:
         # fragments that each have an odd number of quotes. Say so, rather than only "fewer fields".
         F.when(quotes % 2 == 1, F.lit(UNBALANCED_QUOTES)),
         F.when((quotes % 2 == 0) & (fields < count), F.lit(f"expected {count} fields, found fewer")),
-        F.when((quotes % 2 == 0) & (fields > count), F.lit(f"expected {count} fields, found more")),
+        # _c{count}: what the parser itself found beyond the contract's fields (a safety net for a line
+        # the count above reads otherwise).
+        F.when((quotes % 2 == 0) & ((fields > count) | F.col(f"_p._c{count}").isNotNull()),
+               F.lit(f"expected {count} fields, found more")),
     ]
     typed_cols = []
     for i, (name, kind) in enumerate(types.items()):

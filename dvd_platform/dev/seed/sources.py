@@ -122,17 +122,21 @@ def _by_contract(table: str, header: tuple[str, ...], reader, path: Path) -> "_R
     order or lacks optional ones (written empty: NULL).
 
     Why: a column added to the contract must not make a fixed sample folder unusable, as long as no row
-    is useless without it. A missing key, event or required column, or a column the contract does not
-    know (its values would be dropped), is refused.
+    is useless without it. A missing key, event or required column, a column the contract does not
+    know (its values would be dropped) or one named twice is refused. A row whose width is not the
+    header's cannot be laid out by name: the seed stops there, naming file and line, before anything
+    is uploaded (drops are written to a temp dir first). An optional column may still be NOT NULL in
+    the OLTP DDL (``last_update``): then ``oltp load-sample``'s COPY refuses the empty values.
     """
     spec = TABLES[table]
     needed = {*spec.primary_key, *spec.required, *([spec.event_column] if spec.event_column else [])}
     unknown = [c for c in header if c not in spec.columns]
     missing = [c for c in spec.columns if c not in header]
-    if unknown or needed.intersection(missing) or len(set(header)) != len(header):
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if unknown or needed.intersection(missing) or twice:
         raise SeedError(f"{path}: header {list(header)} differs from the contract {list(spec.columns)} "
-                        f"(unknown: {unknown}; missing: {missing}, of which key or required: "
-                        f"{sorted(needed.intersection(missing))})")
+                        f"(unknown: {unknown}; named twice: {twice}; missing: {missing}, of which key or "
+                        f"required: {sorted(needed.intersection(missing))})")
     return _Remapped(reader, [header.index(c) if c in header else None for c in spec.columns], path)
 
 
