@@ -11,7 +11,6 @@ polling GraphQL, and the run's own queue and run times as Dagster recorded them.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -21,8 +20,7 @@ from pathlib import Path
 from common import log
 
 from dvd_platform.dev.stack.procs import end_group, free_port
-from dvd_platform.dev.up import dagster_argv
-from dvd_platform.settings import PROJECT_ROOT
+from dvd_platform.dev.up import dagster_argv, dagster_dev_place
 
 IN_FLIGHT = "[QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -44,10 +42,9 @@ class DagsterDev:
 
     def __enter__(self) -> DagsterDev:
         self.port = free_port()
-        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), self.env.get("PYTHONPATH")) if p)
         with open(self.log_file, "ab") as out:
-            self.proc = subprocess.Popen(dagster_argv(self.port), cwd=self.env["DAGSTER_HOME"], env={**self.env, "PYTHONPATH": path},
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(dagster_argv(self.port), **dagster_dev_place(self.env), stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def __exit__(self, *exc: object) -> None:

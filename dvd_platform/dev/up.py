@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from dvd_platform import settings
@@ -19,13 +20,14 @@ from dvd_platform.dev.stack import Stack
 from dvd_platform.dev.stack.procs import end_group
 
 
-def _dagster_dev_place() -> dict:
-    """``dg dev`` runs in DAGSTER_HOME, where the instance's dagster.yaml is: from the project root
-    it would warn that the template there is not the instance's. The project root goes first on its
-    PYTHONPATH, as the working directory did, so this checkout's code is the code served."""
-    home = Path(os.environ["DAGSTER_HOME"]).resolve()
-    path = os.pathsep.join(p for p in (str(settings.PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {"cwd": home, "env": {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": path}}
+def dagster_dev_place(environ: Mapping[str, str]) -> dict:
+    """Popen's ``cwd`` and ``env`` for ``dg dev`` in ``environ``. It runs in DAGSTER_HOME, where the
+    instance's dagster.yaml is: from the project root it would warn that the template there is not the
+    instance's. The project root goes first on its PYTHONPATH, as the working directory did, so this
+    checkout's code is the code served."""
+    home = Path(environ["DAGSTER_HOME"]).resolve()
+    path = os.pathsep.join(p for p in (str(settings.PROJECT_ROOT), environ.get("PYTHONPATH")) if p)
+    return {"cwd": home, "env": {**environ, "DAGSTER_HOME": str(home), "PYTHONPATH": path}}
 
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -137,7 +139,7 @@ def run_up(args: argparse.Namespace) -> int:
                     raise RuntimeError(f"seeding failed (exit code {seeder.returncode}); the stack is stopped")
         if not foreground.stop_requested:
             _print_ui_hint(args.port)
-            dagster = foreground.start(dagster_argv(args.port), **_dagster_dev_place(), preexec_fn=_child_setup)
+            dagster = foreground.start(dagster_argv(args.port), **dagster_dev_place(os.environ), preexec_fn=_child_setup)
             code = dagster.wait()
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below always runs to its end
