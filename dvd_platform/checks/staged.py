@@ -25,8 +25,8 @@ from pyspark.sql import functions as F
 from dvd_platform.checks.results import SAMPLE_ROWS, result, spec
 from dvd_platform.contract.tables import TABLES, ForeignKey, TableSpec
 from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.lake_state import read_state
 from dvd_platform.resources.thresholds import CheckThresholds
-from dvd_platform.transforms.schemas import staged_schema
 from dvd_platform.transforms.staging import DUPLICATE_KEYS
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
@@ -88,11 +88,10 @@ class Evaluation:
         return self.staged.where(F.expr(condition)).select(*self.shown).limit(SAMPLE_ROWS).collect()
 
     def history(self, table: str) -> DataFrame:
-        """The staged rows of ``table`` up to the window's last day (what a key may resolve to)."""
+        """``table``'s state up to the window's last day, each key's latest row (what a key may resolve to);
+        read from its weekly state snapshot plus the days after, so its cost does not grow with history."""
         last = max(self.days)
-        days = [d for d in self.lake.snapshot_days("staged", f"stg_{table}") if d <= last]
-        return self.lake.read_days(self.staged.sparkSession, "staged", f"stg_{table}", days, staged_schema(table),
-                                   required=False)
+        return read_state(self.lake, self.staged.sparkSession, table, before=last, upto=last)
 
     def spread(self, check: StagedCheck, per_day: dict[date, int], query: str, samples: Callable[[], list]) -> PerDay:
         """One result per day; sample rows (taken once, only when some day offends) go to their day."""

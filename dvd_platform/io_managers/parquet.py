@@ -2,19 +2,24 @@
 
 ``handle_output`` replaces exactly the days of the run's partition window
 (atomically per day, see ``LakeResource``); ``load_input`` reads one day or a
-range. An input declared with ``metadata={"history": "as_of"}`` gets every day
-from the first partition up to the window's end (the SCD2 dimensions need the
-state of their reference tables *as of* each day, not only that day's
-changes); ``"all"`` gets every staged day (type-1 dimensions take each
-member's latest state, so re-running an old day never rolls them back).
+range. An input declared with ``metadata={"history": "as_of"}`` gets the table's
+state as of the day before the window plus the window's days (the SCD2
+dimensions need the state of their reference tables *as of* each day, not
+only that day's changes); ``"all"`` gets its state as of the newest staged day
+(type-1 dimensions take each member's latest state, so re-running an old day
+never rolls them back). Both read a weekly state snapshot plus the days after
+it (``lake_state``), never the whole history.
 """
 
 from __future__ import annotations
 
-from dagster import ConfigurableIOManager, InputContext, OutputContext, TimeWindow
+from datetime import timedelta
 
-from dvd_platform.partitions import daily_partitions, window_days
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+
+from dvd_platform.partitions import window_days
 from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.lake_state import read_state
 from dvd_platform.resources.spark import SparkResource
 from dvd_platform.transforms.schemas import staged_schema
 
@@ -40,13 +45,11 @@ class ParquetSnapshotIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext):
         asset = context.asset_key.path[-1]
         window = context.asset_partitions_time_window
+        table, days = staged_table(asset), window_days(window)
         history = (context.definition_metadata or {}).get("history")
         if history == "as_of":
-            days = window_days(TimeWindow(daily_partitions.start, window.end))
-        elif history == "all":
-            days = self.lake.snapshot_days(ZONE, asset)
-        else:
-            days = window_days(window)
-        return self.lake.read_days(
-            self.spark.session, ZONE, asset, days, staged_schema(staged_table(asset)), required=history is None
-        )
+            return read_state(self.lake, self.spark.session, table, before=days[0] - timedelta(1), upto=days[-1])
+        if history == "all":
+            newest = max(self.lake.snapshot_days(ZONE, asset), default=days[-1])
+            return read_state(self.lake, self.spark.session, table, before=newest, upto=newest)
+        return self.lake.read_days(self.spark.session, ZONE, asset, days, staged_schema(table))

@@ -157,9 +157,9 @@ def film_versions(film: DataFrame, language: DataFrame, film_category: DataFrame
     return versions.select(F.col("_key").alias("film_key"), "film_id", *attrs, "valid_from", "version_day")
 
 
-def latest(history: DataFrame, key: str) -> DataFrame:
-    """Each member's latest staged row."""
-    order = Window.partitionBy(key).orderBy(F.col("dt").desc())
+def latest(history: DataFrame, *key: str) -> DataFrame:
+    """Each member's (each ``key`` value's) latest staged row."""
+    order = Window.partitionBy(*key).orderBy(F.col("dt").desc())
     return history.withColumn("_rn", F.row_number().over(order)).where("_rn = 1").drop("_rn")
 
 
