@@ -97,14 +97,15 @@ def _store(lake: LakeResource, rows: DataFrame, asset: str, sunday: date, covers
         os.replace(tmp, link)
         if previous is not None and previous != version:
             shutil.rmtree(previous, ignore_errors=True)
-        _prune(lake, asset)
+        _prune(lake, asset, sunday)
     return str(version)
 
 
-def _prune(lake: LakeResource, asset: str) -> None:
-    """Keep the newest ``KEEP`` snapshots: each holds every key ever staged, so keeping all would grow
-    the lake with the square of its age. A re-run of a day older than them rebuilds from the start, once."""
-    for day in state_days(lake, asset)[:-KEEP]:
+def _prune(lake: LakeResource, asset: str, written: date) -> None:
+    """Keep the newest ``KEEP`` snapshots and the one just ``written`` (an old day's re-run reads it):
+    each holds every key ever staged, so keeping all would grow the lake with the square of its age.
+    A re-run of a day older than them rebuilds from the start, once."""
+    for day in [d for d in state_days(lake, asset)[:-KEEP] if d != written]:
         link = _link(lake, asset, day)
         target = Path(os.path.realpath(link))
         link.unlink()
