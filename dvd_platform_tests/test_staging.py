@@ -63,6 +63,25 @@ def test_rematerializing_a_day_gives_the_same_snapshot(sample_loaded, lake, spar
     assert after == before and len(after) > 0  # ... with the same rows
 
 
+def test_a_days_state_reads_one_snapshot_and_at_most_a_week_of_days(sample_loaded, lake, spark):
+    """The state of customer as of the sample's last day, as the dimensions and foreign-key checks read it:
+    one weekly state snapshot plus at most 7 daily snapshots (not every day since the first), and each
+    customer's latest row on it equals the one on the whole staged history."""
+    from dvd_platform.resources.lake_state import read_state
+    from dvd_platform.transforms.warehouse import latest
+
+    first, last, _ = sample_loaded
+    state = read_state(lake, spark, "customer", before=last, upto=last)
+    files = state.inputFiles()
+    snapshots = {f.split("/_versions/")[1].split("/")[0] for f in files if "/state/stg_customer/" in f}
+    days = {f.split("_day=")[1][:10] for f in files if "/staged/stg_customer/" in f}
+    assert len(snapshots) == 1 and len(days) <= 7, (len(snapshots), sorted(days))
+    assert (last - first).days > 60, "the sample is long enough for the bound to mean something"
+    history = lake.read_days(spark, "staged", "stg_customer", [d for d in lake.snapshot_days(
+        "staged", "stg_customer") if d <= last], staged_schema("customer"))
+    assert sorted(latest(state, "customer_id").collect()) == sorted(latest(history, "customer_id").collect())
+
+
 LAUNCH_BACKFILL = """
 mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $backfillParams) {

@@ -102,10 +102,10 @@ def _store(lake: LakeResource, rows: DataFrame, asset: str, sunday: date, covers
 
 
 def _prune(lake: LakeResource, asset: str, written: date) -> None:
-    """Keep the newest ``KEEP`` snapshots and the one just ``written`` (an old day's re-run reads it):
-    each holds every key ever staged, so keeping all would grow the lake with the square of its age.
-    A re-run of a day older than them rebuilds from the start, once."""
-    for day in [d for d in state_days(lake, asset)[:-KEEP] if d != written]:
+    """Drop the snapshots older than both the one just ``written`` and the newest ``KEEP``: each holds every
+    key ever staged, so keeping all would grow the lake with the square of its age. An old day's re-run
+    keeps what it wrote and everything newer; a re-run older than all that rebuilds from the start, once."""
+    for day in [d for d in state_days(lake, asset)[:-KEEP] if d < written]:
         link = _link(lake, asset, day)
         target = Path(os.path.realpath(link))
         link.unlink()
