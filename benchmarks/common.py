@@ -13,8 +13,10 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -90,3 +92,18 @@ def open_instance(home: Path) -> Iterator:
             del os.environ["DAGSTER_HOME"]
         else:
             os.environ["DAGSTER_HOME"] = previous
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temp directory for a benchmark's stacks: removed when the body succeeds, kept (and named in the
+    log) when it fails, so its server and run logs can be read. World-readable: as root the PostgreSQL
+    server runs as 'postgres' and must reach its data directory."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    try:
+        yield base
+    except BaseException:
+        log(f"failed; logs kept in {base}")
+        raise
+    shutil.rmtree(base, ignore_errors=True)

@@ -25,13 +25,11 @@ Usage (from the project root)::
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import host_info, load_average, log, write_results
+from common import host_info, load_average, scratch_dir, write_results
 from pipeline_benchmark import Profiled, event_log_conf, log_every_statement, profile_run, run_table, seed_bench
 from scale_benchmark import BenchStack, versions
 
@@ -68,15 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     info = {**host_info(), **versions()}
     started = datetime.now(timezone.utc)
-    base = Path(tempfile.mkdtemp(prefix="dvd-history-bench-"))
-    base.chmod(0o755)  # as root the Postgres server runs as 'postgres' and must reach its data dir
-    try:
+    with scratch_dir("dvd-history-bench-") as base:
         report = measure(base)
-    except BaseException:
-        log(f"failed; logs kept in {base}")
-        raise
     info["load_average_at_end"] = load_average()
-    shutil.rmtree(base, ignore_errors=True)
     print(f"\nHistory benchmark ({started:%Y-%m-%d %H:%M} UTC, {datetime.now(timezone.utc) - started} wall)\n")
     for key, profile in report.items():
         if isinstance(profile, dict) and "steps" in profile:
