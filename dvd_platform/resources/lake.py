@@ -70,15 +70,21 @@ class LakeResource(ConfigurableResource):
             for day in days:
                 target = version_root / f"{_WRITE_PARTITION}={day.isoformat()}"
                 target.mkdir(parents=True, exist_ok=True)  # a day without rows: an empty snapshot
-                link = self.day_link(zone, asset, day)
-                previous = Path(os.path.realpath(link)) if link.is_symlink() else None
-                tmp_link = link.with_name(f".{link.name}.{uuid.uuid4().hex}")
-                tmp_link.symlink_to(os.path.relpath(target, base))
-                os.replace(tmp_link, link)
+                previous = self.swap_link(self.day_link(zone, asset, day), target)
                 versions[day] = str(target)
                 if previous is not None and previous != target:
                     _remove_version_day(previous)
         return versions
+
+    @staticmethod
+    def swap_link(link: Path, target: Path) -> Path | None:
+        """Point ``link`` at ``target`` atomically: a new relative symlink renamed over it, so a reader
+        follows the old target or the new one. Returns the old target. Call under ``swap_lock``."""
+        previous = Path(os.path.realpath(link)) if link.is_symlink() else None
+        tmp_link = link.with_name(f".{link.name}.{uuid.uuid4().hex}")
+        tmp_link.symlink_to(os.path.relpath(target, link.parent))
+        os.replace(tmp_link, link)
+        return previous
 
     @contextmanager
     def swap_lock(self, zone: str, asset: str) -> Iterator[None]:

@@ -11,8 +11,9 @@ snapshot and at most a week of days, whatever the history's length.
 A state snapshot records the version of every daily snapshot it summarises. A day re-staged (or
 first staged) on or before its Sunday makes it stale, and it is rebuilt from the newest snapshot
 still valid; so re-running an old day costs one rebuild, and no load order can leave a stale
-state behind. The newest five are kept. The first reader that needs a Sunday builds it (one Spark job per table a week),
-under the asset's swap lock like the daily snapshots.
+state behind. The first reader that needs a Sunday builds it (one Spark job per table a week)
+and swaps it in under the asset's swap lock, like the daily snapshots; snapshots older than the
+newest ``KEEP`` and than the one just written are then removed.
 
 Layout, beside the staged zone: ``state/stg_<table>/asof=YYYY-MM-DD`` -> symlink to
 ``state/stg_<table>/_versions/<id>/`` (Parquet, plus ``_covers.json``: day -> daily version).
@@ -85,16 +86,11 @@ def _newest_valid(lake: LakeResource, asset: str, sunday: date, wanted: dict[str
 
 def _store(lake: LakeResource, rows: DataFrame, asset: str, sunday: date, covers: dict[str, str]) -> str:
     """Write ``rows`` as the snapshot of ``sunday`` and swap its link in (atomic, like the daily snapshots)."""
-    base = lake.zone_dir(ZONE, asset)
-    version = base / "_versions" / uuid.uuid4().hex
+    version = lake.zone_dir(ZONE, asset) / "_versions" / uuid.uuid4().hex
     rows.write.mode("error").parquet(str(version))
     (version / COVERS).write_text(json.dumps(covers, sort_keys=True))
-    link = _link(lake, asset, sunday)
     with lake.swap_lock(ZONE, asset):
-        previous = Path(os.path.realpath(link)) if link.is_symlink() else None
-        tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex}")
-        tmp.symlink_to(os.path.relpath(version, base))
-        os.replace(tmp, link)
+        previous = lake.swap_link(_link(lake, asset, sunday), version)
         if previous is not None and previous != version:
             shutil.rmtree(previous, ignore_errors=True)
         _prune(lake, asset, sunday)
