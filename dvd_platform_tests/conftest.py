@@ -1,4 +1,4 @@
-"""Session fixtures: one real stack (PostgreSQL + S3) and one SparkSession per test session.
+"""Session fixtures: one real stack (PostgreSQL, S3, a Spark Connect server) and one SparkSession per test session.
 
 The stack lives in a temporary state directory and is stopped at the end, so a
 test run leaves no process behind (test_stack checks it for a second stack).
@@ -43,12 +43,19 @@ def state_dir(state_root: Path, request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def stack(state_root: Path):
-    """The session's stack; its settings are exported to os.environ for the code under test."""
+    """The session's stack; its settings are exported to os.environ for the code under test.
+
+    It runs a Spark Connect server, as ``make up`` does: the session's in-process runs and every run a
+    test starts in a subprocess (``dvd-platform materialize``, the UI's, the fault tests') attach to
+    that one warm JVM instead of starting a driver each, which cost a subprocess run a minute on two
+    cores. Classic mode keeps its tests: ``two_runs`` runs the other mode beside the session's.
+    """
     state = state_root / "session"
     # Durability settings off: the tests restart nothing at the OS level, and this halves load times.
-    stack = Stack(state, pg_server_options={"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"})
+    stack = Stack(state, pg_server_options={"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"},
+                  spark_connect=True)
     saved = dict(os.environ)
-    for key in ("DVD_PG_DSN", "DVD_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for key in ("DVD_PG_DSN", "DVD_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DVD_SPARK_REMOTE"):
         os.environ.pop(key, None)
     values = stack.up()
     os.environ.update(values)
@@ -141,9 +148,9 @@ def truth(sample_dir):
 def spark(stack):
     """The session's SparkSession (the same one the in-process runs use).
 
-    ``SparkResource.spark_config`` decides the mode as a run does: a Spark Connect client
-    when the session's stack started a Connect server (``DVD_SPARK_REMOTE``), else the
-    classic local driver. A process holds one or the other, never both.
+    Built from ``SparkResource.spark_config`` as a run builds it: a client of the session stack's
+    Spark Connect server (``DVD_SPARK_REMOTE``). A process holds a Connect client or a classic
+    driver, never both: classic runs happen in subprocesses (``two_runs``).
     """
     from pyspark.sql import SparkSession
 

@@ -37,7 +37,8 @@ SELECT_FACT_PAYMENT = "key:fact_payment"
 
 
 def materialize(env: dict[str, str], day: str, select: str, last: str | None = None) -> subprocess.Popen:
-    """A run in its own process (with its own SparkSession), as the daemon would launch it."""
+    """A run in its own process (its own Spark Connect session on the session's server), as the daemon
+    would launch it."""
     return subprocess.Popen(
         [sys.executable, "-m", "dvd_platform.cli", "materialize", "--from", day, "--to", last or day, "--select", select],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -50,8 +51,8 @@ def finished(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
 
 
 def wait_for(condition, what: str, timeout: float = 600, interval: float = 0.02):
-    """Poll ``condition`` until it holds. ``timeout`` only bounds a hung run: a child run starts
-    its own JVM, which takes minutes on a busy 2-core machine."""
+    """Poll ``condition`` until it holds. ``timeout`` only bounds a hung run: a child run imports the
+    code location and attaches to Spark, which can take minutes on a busy 2-core machine."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -62,7 +63,7 @@ def wait_for(condition, what: str, timeout: float = 600, interval: float = 0.02)
 
 
 def rerun(run_range, day: str, select: str) -> None:
-    """The plain re-run after a fault, in this process: its warm SparkSession saves a cold JVM per test.
+    """The plain re-run after a fault, in this process: it saves a process start and the definitions' import.
 
     Only the run that is broken has to be a process of its own.
     """
@@ -312,7 +313,7 @@ def _run_overlapping(pg, settings_env, run_env, runs: list[tuple[date, str]], ho
 
 def test_concurrent_runs_neither_deadlock_nor_lose_or_duplicate_rows(sample_loaded, pg, stack, run_env, settings_env,
                                                                      state_dir, run_range):
-    """Three runs, each a process of its own with its own JVM (as the daemon launches them; three is
+    """Three runs, each a process of its own (as the daemon launches them; three is
     what two cores bear), each loading another day: the rentals of day A; the payments of day B,
     many of them for rentals of A; both SCD2 dimensions and both facts of day C. The warehouse first
     loses the rentals of A and C and gets the payments of B and C wrong, so every load must land

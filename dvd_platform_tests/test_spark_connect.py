@@ -7,16 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from dvd_platform import settings
-from dvd_platform.resources.spark import REMOTE_ENV, SparkResource
+from dvd_platform.resources.spark import REMOTE_ENV
 from dvd_platform.dev.stack import Stack
 from dvd_platform.dev.stack.procs import descendants, pid_alive, port_open
-from dvd_platform.dev.stack.spark_connect import ConnectServer
 from dvd_platform_tests.test_stack import _live_processes_mentioning
 from dvd_platform_tests.two_runs import CONNECT_MARKERS, in_process_and_subprocess
 
@@ -76,27 +71,11 @@ def test_stack_with_spark_connect_serves_runs_and_down_leaves_no_process(setting
     assert not stack.env_file.exists()
 
 
-@pytest.fixture(scope="module")
-def connect_url(tmp_path_factory) -> Iterator[str]:
-    """A Spark Connect server: the session's when its stack runs one, else one started for this module."""
-    if os.environ.get(REMOTE_ENV):
-        yield os.environ[REMOTE_ENV]
-        return
-    base = tmp_path_factory.mktemp("spark-connect")
-    server = ConnectServer(Path(base))
-    try:
-        server.start(SparkResource().server_config())
-        yield server.url
-    finally:
-        server.stop()
-
-
-def test_a_run_through_spark_connect_loads_what_a_classic_run_loads(connect_url, settings_env, s3, run_range,
-                                                                     tmp_path, monkeypatch):
-    """The in-process run uses the session's mode; the subprocess the other one (classic <-> Connect)."""
-    session_on_connect = bool(os.environ.get(REMOTE_ENV))
-    other = {REMOTE_ENV: ""} if session_on_connect else {REMOTE_ENV: connect_url}
-    in_process, subprocess_run = in_process_and_subprocess("connect", other, settings_env=settings_env, s3=s3,
-                                                           run_range=run_range, tmp_path=tmp_path,
+def test_a_run_through_spark_connect_loads_what_a_classic_run_loads(settings_env, s3, run_range, tmp_path,
+                                                                     monkeypatch):
+    """The in-process run goes through the session's Connect server; the subprocess starts a classic driver."""
+    assert settings_env[REMOTE_ENV].startswith("sc://"), "the session must run on Connect, or both runs are classic"
+    in_process, subprocess_run = in_process_and_subprocess("connect", {REMOTE_ENV: ""}, settings_env=settings_env,
+                                                           s3=s3, run_range=run_range, tmp_path=tmp_path,
                                                            monkeypatch=monkeypatch)
     assert subprocess_run == in_process

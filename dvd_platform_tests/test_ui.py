@@ -40,7 +40,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui"
 ONE_DAY = date(2022, 2, 14)  # pagila's first day with rentals (the generated sample has rentals every day)
 BACKFILL = (date(2022, 2, 15), date(2022, 2, 17))
-RUN_TIMEOUT_MS = 300_000  # a run starts a SparkSession in its own process: slow on a busy 2-core machine
+RUN_TIMEOUT_MS = 300_000  # a run is a process of its own (imports, definitions): slow on a busy 2-core machine
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
