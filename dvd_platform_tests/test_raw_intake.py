@@ -1,12 +1,15 @@
 """Raw intake skips only what the lake proves: a re-run of frozen days reads no landing object and
-rewrites no reference; a day dropped again with other bytes is verified and frozen again.
+rewrites no reference; a day dropped again with other bytes is verified and frozen again; a header-only
+object the landing listing proves is never read.
 
 Days are in 2024-05, which no other test uses; ids are 71xxxx, outside pagila's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from datetime import date
 
 from dagster import DagsterEventType
@@ -17,6 +20,7 @@ from dvd_platform_tests.crafted import drop_bytes, line
 
 DAYS = (date(2024, 5, 1), date(2024, 5, 2))
 SELECTION = "key:raw_rental or key:raw_store"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _rental_file(on: date, rental_id: int) -> bytes:
@@ -84,3 +88,23 @@ def test_a_day_dropped_again_with_other_bytes_is_verified_and_frozen_again(stack
     error = str(next(e for e in lying.result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
                 .event_specific_data.error)
     assert f"s3://{landing}/{object_key('rental', on)}: md5 " in error and "the manifest says 000000" in error
+
+
+def test_a_header_only_object_the_listing_proves_is_never_read(stack, s3, settings_env, run_range):
+    """The endpoint's own request log (moto's) shows what the run asked for: the day's rental object is
+    read (a GET of its first bytes), its header-only store object, whose listed size and ETag are the
+    contract header's, is not; its reference still records it as header-only."""
+    landing, lake = settings_env["DVD_LANDING_BUCKET"], settings_env["DVD_LAKE_BUCKET"]
+    on = date(2024, 5, 4)
+    drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710201)})  # store: header-only
+    log = stack[0].state_dir / "s3.log"
+    start = log.stat().st_size
+    assert run_range(on, on, SELECTION).ok
+    with open(log, "rb") as requests_file:
+        requests_file.seek(start)
+        requests = ANSI_COLOUR.sub("", requests_file.read().decode(errors="replace"))  # werkzeug colours a 206
+    assert f'"GET /{landing}/{object_key("rental", on)} ' in requests  # reads are logged: the next line can fail
+    assert f'"GET /{landing}/{object_key("store", on)} ' not in requests
+    header = (",".join(TABLES["store"].columns) + "\n").encode()
+    assert _ref(s3, lake, "store", on) == {"day": on.isoformat(), "bucket": lake, "key": None, "rows": 0,
+                                           "bytes": len(header), "md5": hashlib.md5(header).hexdigest()}

@@ -8,9 +8,10 @@ An object an earlier run already froze with the manifest's md5 is neither read
 nor copied again: a re-run or a backfill over loaded days costs a listing.
 
 Header-only files (a reference table on a day without changes: most of a
-pagila drop) are verified but not frozen: their bytes are the contract's
-header, which the reference records by size and md5; a copy would only cost a
-request per object and day.
+pagila drop) are not frozen: their bytes are the contract's header, which the
+reference records by size and md5; a copy would only cost a request per object
+and day. Nor are they read when the landing listing proves them: a listed size
+and ETag equal to the contract header's length and md5 can only be those bytes.
 """
 
 
@@ -19,16 +20,18 @@ import hashlib
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext, AssetKey, AssetOut, AssetSpec, Output, multi_asset
 
 from dvd_platform.assets.oltp import oltp_export
-from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject, frozen_key, listed_raw, ref_body, ref_key, s3_etag
+from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject, frozen_key, listed_days, ref_body, ref_key, s3_etag
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.contract.drops import manifest_key, object_key
 from dvd_platform.contract.tables import TABLES
+from dvd_platform.settings import LANDING_PREFIX
 
 landing_drops = AssetSpec(
     key=AssetKey("landing_drops"),
@@ -138,6 +141,26 @@ def _raise_refusals(futures: list) -> None:
         raise IncompleteDropError(f"{len(refusals)} objects refused:\n" + "\n".join(sorted(refusals)))
 
 
+@cache
+def _header_bytes(table: str) -> bytes:
+    """A header-only drop of ``table`` as the contract writes it (comma, minimal quoting, ``\\n``)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(TABLES[table].columns)
+    return out.getvalue().encode()
+
+
+def _listed_header_only(entry: dict, table: str, landing: dict) -> bool:
+    """Whether the landing listing alone proves the object is exactly the contract's header line.
+
+    The manifest gives the header's length and md5, and the listing shows the object with that size
+    and that md5 as its (single-part) ETag: everything :func:`_verify` would learn from a GET. Any
+    other object, a multipart ETag or another header spelling is verified by a GET as before.
+    """
+    header = _header_bytes(table)
+    return (entry["bytes"] == len(header) and entry["md5"] == hashlib.md5(header).hexdigest()
+            and landing.get(entry["key"]) == (f'"{entry["md5"]}"', entry["bytes"]))
+
+
 def _already_frozen(entry: dict, table: str, day, lake_bucket: str, listed: dict) -> RawObject | None:
     """The day's object as an earlier run froze it, when the lake proves it is the manifest's object; else None.
 
@@ -187,7 +210,10 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
     with ThreadPoolExecutor(s3.max_concurrency) as pool:
         manifests = dict(zip(days, pool.map(lambda day: _manifest(client, s3.landing_bucket, day), days)))
         listed = dict(zip(tables, pool.map(
-            lambda table: listed_raw(client, s3.lake_bucket, table, days[0], days[-1]), tables)))
+            lambda table: listed_days(client, s3.lake_bucket, f"raw/{table}", days[0], days[-1]), tables)))
+        landing = dict(zip(tables, pool.map(
+            lambda table: listed_days(client, s3.landing_bucket, f"{LANDING_PREFIX}/{table}", days[0], days[-1]),
+            tables)))
 
         def freeze(day, table: str) -> RawObject:
             entries = {entry["table"]: entry for entry in manifests[day]["objects"]}
@@ -201,7 +227,9 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
             done = _already_frozen(entry, table, day, s3.lake_bucket, listed[table])
             if done is not None:
                 return done
-            etag, header_only = _verify(client, s3.landing_bucket, entry, day)
+            header_only = _listed_header_only(entry, table, landing[table])
+            if not header_only:
+                etag, header_only = _verify(client, s3.landing_bucket, entry, day)
             if header_only:  # nothing to freeze: the reference says "no rows that day"
                 return RawObject(day.isoformat(), s3.lake_bucket, None, entry["bytes"], entry["md5"], 0)
             lake_key = frozen_key(table, day, entry["md5"])

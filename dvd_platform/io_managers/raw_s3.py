@@ -84,16 +84,17 @@ def s3_etag(body: bytes) -> str:
     return f'"{hashlib.md5(body).hexdigest()}"'
 
 
-def listed_raw(client, bucket: str, table: str, first: date, last: date) -> dict[str, tuple[str, int]]:
-    """``key -> (ETag, size)`` of the lake's raw objects and references of ``table`` for ``first..last``.
+def listed_days(client, bucket: str, prefix: str, first: date, last: date) -> dict[str, tuple[str, int]]:
+    """``key -> (ETag, size)`` of the objects under ``<prefix>/dt=D/`` for the days ``first..last``
+    (``raw/<table>`` in the lake: its frozen objects and references; ``landing/<table>``: the drops).
 
     One paginated LIST from the first day's keys on (keys sort by day), instead of a
     request per object: what a run may skip is decided from it.
     """
     found: dict[str, tuple[str, int]] = {}
-    end = f"raw/{table}/dt={last.isoformat()}/\uffff"
+    end = f"{prefix}/dt={last.isoformat()}/\uffff"
     pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=f"raw/{table}/dt=", StartAfter=f"raw/{table}/dt={first.isoformat()}")
+        Bucket=bucket, Prefix=f"{prefix}/dt=", StartAfter=f"{prefix}/dt={first.isoformat()}")
     for page in pages:
         for item in page.get("Contents", []):
             if item["Key"] > end:
@@ -134,7 +135,7 @@ class RawS3IOManager(ConfigurableIOManager):
         """Store each day's reference, except where the lake already holds that very reference (same ETag)."""
         client = self.s3.get_client()
         days = [date.fromisoformat(raw.day) for raw in obj.objects]
-        listed = listed_raw(client, self.s3.lake_bucket, obj.table, min(days), max(days)) if days else {}
+        listed = listed_days(client, self.s3.lake_bucket, f"raw/{obj.table}", min(days), max(days)) if days else {}
         changed = [raw for raw in obj.objects
                    if listed.get(ref_key(obj.table, raw.day), ("",))[0] != s3_etag(ref_body(raw))]
 
