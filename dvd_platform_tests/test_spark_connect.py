@@ -74,7 +74,8 @@ def test_stack_with_spark_connect_serves_runs_and_down_leaves_no_process(setting
 def test_a_run_through_spark_connect_loads_what_a_classic_run_loads(settings_env, s3, run_range, tmp_path,
                                                                      monkeypatch):
     """The in-process run goes through the session's Connect server; the subprocess starts a classic driver."""
-    assert settings_env[REMOTE_ENV].startswith("sc://"), "the session must run on Connect, or both runs are classic"
+    session_remote = settings_env.get(REMOTE_ENV, "")
+    assert session_remote.startswith("sc://"), "the session must run on Connect, or both runs are classic"
     in_process, subprocess_run = in_process_and_subprocess("connect", {REMOTE_ENV: ""}, settings_env=settings_env,
                                                            s3=s3, run_range=run_range, tmp_path=tmp_path,
                                                            monkeypatch=monkeypatch)
