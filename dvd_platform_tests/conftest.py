@@ -45,10 +45,11 @@ def state_dir(state_root: Path, request: pytest.FixtureRequest) -> Path:
 def stack(state_root: Path):
     """The session's stack; its settings are exported to os.environ for the code under test.
 
-    It runs a Spark Connect server, as ``make up`` does: the session's in-process runs and every run a
-    test starts in a subprocess (``dvd-platform materialize``, the UI's, the fault tests') attach to
+    It runs a Spark Connect server, as ``make up`` does: the session's in-process runs, and the runs a
+    test starts on this stack in a subprocess (``dvd-platform materialize``) or from the UI, attach to
     that one warm JVM instead of starting a driver each, which cost a subprocess run a minute on two
-    cores. Classic mode keeps its tests: ``two_runs`` runs the other mode beside the session's.
+    cores. (Tests that start ``up`` get a stack, and a server, of their own.) Classic mode keeps its
+    tests: ``two_runs`` runs the other mode beside the session's.
     """
     state = state_root / "session"
     # Durability settings off: the tests restart nothing at the OS level, and this halves load times.
