@@ -441,7 +441,7 @@ def section_sensor(base: Path, n_objects: int, n_days: int) -> dict:
     from dvd_platform.resources.s3 import S3Buckets
     from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
     from dvd_platform.contract.drops import manifest_key
-    from dvd_platform.sensors import BATCH_ABOVE_DAYS, landing_sensor
+    from dvd_platform.sensors import landing_sensor
     from dvd_platform.settings import DEFAULT_LANDING_BUCKET, LANDING_PREFIX, MANIFEST_PREFIX
     from dvd_platform.dev.stack.s3 import MotoServer, ensure_buckets
     from dvd_platform.resources.s3 import s3_client
@@ -490,11 +490,11 @@ def section_sensor(base: Path, n_objects: int, n_days: int) -> dict:
         first_seconds = perf_counter() - started
         requests = first.run_requests or []
         expected = {RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[-1].isoformat()}
-        if n_days > BATCH_ABOVE_DAYS and [{k: r.tags.get(k) for k in expected} for r in requests] != [expected]:
+        if n_days > 1 and [{k: r.tags.get(k) for k in expected} for r in requests] != [expected]:
             raise RuntimeError(f"first tick requested {[(r.partition_key, r.tags) for r in requests]}, "
                                f"expected one range run {expected}")
-        if n_days <= BATCH_ABOVE_DAYS and sorted(r.partition_key for r in requests) != [d.isoformat() for d in days]:
-            raise RuntimeError(f"first tick requested {[r.partition_key for r in requests]}, expected one per day")
+        if n_days == 1 and [r.partition_key for r in requests] != [days[0].isoformat()]:
+            raise RuntimeError(f"first tick requested {[r.partition_key for r in requests]}, expected the one day")
 
         log("sensor: second tick (the first tick's cursor: nothing new)")
         started = perf_counter()

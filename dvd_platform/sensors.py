@@ -34,9 +34,6 @@ from dvd_platform.warehouse import audit
 
 #: S3 LastModified has 1 s resolution and clocks drift: look back this far and dedupe by ETag.
 LOOKBACK = timedelta(minutes=5)
-#: More new days than this in one tick (a first seed, a bulk re-drop) become one range run per
-#: contiguous stretch (a single-run backfill) instead of one run per day.
-BATCH_ABOVE_DAYS = 7
 
 
 def manifest_day(key: str) -> str | None:
@@ -48,7 +45,8 @@ def manifest_day(key: str) -> str | None:
 
 
 def evaluate_landing(objects: list[dict], cursor: str | None) -> tuple[list[RunRequest], str]:
-    """New or changed manifests since the cursor -> run requests, and the next cursor.
+    """New or changed manifests since the cursor -> run requests (one per stretch of consecutive
+    days), and the next cursor.
 
     Cursor: the newest LastModified seen, plus the ETags of manifests modified within
     LOOKBACK of it (so a manifest written in the same second as the high-water mark, or
@@ -73,13 +71,19 @@ def evaluate_landing(objects: list[dict], cursor: str | None) -> tuple[list[RunR
     if high_water:
         modified_of = {o["Key"]: o["LastModified"] for o in objects}
         recent = {k: e for k, e in recent.items() if k in modified_of and modified_of[k] >= high_water - LOOKBACK}
-    if len(requests) > BATCH_ABOVE_DAYS:
-        requests = batch_contiguous(requests)
-    return requests, json.dumps({"high_water": high_water.isoformat() if high_water else None, "recent": recent})
+    next_cursor = json.dumps({"high_water": high_water.isoformat() if high_water else None, "recent": recent})
+    return batch_contiguous(requests), next_cursor
 
 
 def batch_contiguous(requests: list[RunRequest]) -> list[RunRequest]:
-    """One range run per stretch of consecutive days; its run key covers every manifest in it."""
+    """One range run per stretch of consecutive days; its run key covers every manifest in it.
+
+    Why from two days up: a run's fixed cost (run worker, definitions, each step's Spark and
+    event work) is most of a small day's run, and Spark runs queue one at a time, so N days
+    as one single-run backfill cost about one run, not N. A day whose blocking checks fail holds
+    only itself: the warehouse follows each day whose checks passed (``automation.py``). A raw
+    refusal (a corrupt object) fails the stretch's raw step, so its other days wait for a re-run.
+    """
     by_day = sorted(requests, key=lambda r: r.partition_key)
     stretches: list[list[RunRequest]] = []
     for request in by_day:

@@ -176,8 +176,8 @@ def test_up_with_drip_fills_the_warehouse_without_a_click(state_dir: Path):
     the warehouse fills, with nobody clicking anything.
 
     One day: each run the daemon launches is its own process with a cold JVM, and two at once on
-    CI's 2 cores took three minutes. One run per day and several days landing apart are the landing
-    sensor's unit tests (test_automation)."""
+    CI's 2 cores took three minutes. Days landing apart, and consecutive days batched into one
+    range run, are the landing sensor's unit tests (test_automation)."""
     import psycopg2
 
     from dvd_platform.settings import parse_env_file
