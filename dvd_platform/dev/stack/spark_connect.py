@@ -91,6 +91,16 @@ class ConnectServer:
         raise StackError(f"the Spark Connect server did not come up on 127.0.0.1:{self.port}; "
                          f"launcher: {launched.stdout[-1000:]}{launched.stderr[-1000:]}\nlog:\n{self.log_tail()}")
 
+    def warm_up_in_background(self) -> int:
+        """Start ``spark_warmup`` against this server, detached; returns its pid (see that module for why).
+        Its output goes to ``logs/warmup.log``; ``stop`` ends it if it is still running."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "warmup.log", "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "dvd_platform.dev.stack.spark_warmup", self.url,
+                                     str(self.base_dir)], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=self._env(), start_new_session=True)
+        return proc.pid
+
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -158,9 +158,12 @@ class Stack:
         server = self._connect_server({})
         try:
             server.start({**resource.server_config(), **self.spark_connect_conf})
+            warmup = server.warm_up_in_background()
         finally:
             state["spark_connect"] = {"pid": server.pid, "port": server.port, "pgid": server.pgid}
             self._write_state(state)
+        state["spark_connect"]["warmup_pid"] = warmup
+        self._write_state(state)
         return server.url
 
     def is_running(self) -> bool:
@@ -194,6 +197,7 @@ class Stack:
         state = self._read_state()
         errors = []
         if "spark_connect" in state:
+            _stop_warmup(state["spark_connect"].get("warmup_pid"))
             self._connect_server(state).stop()
         if "s3" in state:
             stop_pid(state["s3"]["pid"])
@@ -206,3 +210,14 @@ class Stack:
         self.env_file.unlink(missing_ok=True)
         if errors:
             raise StackError("; ".join(errors))
+
+
+def _stop_warmup(pid: int | None) -> None:
+    """End the server's warm-up client if it still runs; a pid reused since by another process is left
+    alone (where /proc cannot tell, the client ends by itself once its server is gone)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+    except OSError:
+        return
+    if b"spark_warmup" in cmdline:
+        stop_pid(pid)
