@@ -99,7 +99,7 @@ def _print_ui_hint(port: int) -> None:
     print(f"\nDagster UI: http://127.0.0.1:{port}  (Ctrl-C stops Dagster and the stack)\n"
           "  First: Assets > type +key:stg_rental in the selection box > Materialize all > pick a range "
           "that starts on the first seeded day > Launch (a range is one run).\n"
-          "  The landing sensor also queues a daily_pipeline run per seeded day (Runs; Automation to stop it).\n",
+          "  The landing sensor also queues daily_pipeline: one range run for consecutive seeded days (Runs; Automation to stop it).\n",
           flush=True)
 
 
