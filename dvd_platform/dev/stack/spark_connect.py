@@ -93,7 +93,8 @@ class ConnectServer:
 
     def warm_up_in_background(self) -> int:
         """Start ``spark_warmup`` against this server, detached; returns its pid (see that module for why).
-        Its output goes to ``logs/warmup.log``; ``stop`` ends it if it is still running."""
+        Its output goes to ``logs/warmup.log``; ``Stack.down`` ends it if it is still running, and it fails
+        by itself once the server is gone."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / "warmup.log", "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "dvd_platform.dev.stack.spark_warmup", self.url,
