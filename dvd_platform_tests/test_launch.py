@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
 
+from dvd_platform.dev.stack.procs import free_port
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
 
@@ -24,7 +25,12 @@ def _materialize(home: Path, env: dict[str, str], *args: str) -> tuple[subproces
     proc = subprocess.Popen([sys.executable, "-m", "dvd_platform.cli", "materialize", *args], cwd=PROJECT_ROOT,
                             env={**env, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    output, _ = proc.communicate(timeout=600)
+    try:
+        output, _ = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # a failing test must not leave its run behind
+        output, _ = proc.communicate()
+        raise AssertionError(f"materialize {' '.join(args)} still running after 600 s:\n{output[-4000:]}") from None
     return proc, output
 
 
@@ -51,6 +57,24 @@ def test_materialize_runs_the_range_as_one_run_in_its_own_process(sample_landing
     assert [e.step_key for e in events if e.event_type == DagsterEventType.STEP_START] == ["raw_drops"]
     assert f"run {run.run_id}: success" in output
     assert "raw_language                         3 partition(s) materialized" in output
+
+
+def test_header_only_days_stage_without_spark(sample_landing, settings_env, tmp_path):
+    """The sample's reference tables hold rows on its first day only. Staging two later days of language
+    and category must not need Spark at all: the run points at a Spark Connect port nobody listens on, and
+    succeeds, with an empty snapshot and passing checks for each day."""
+    source, _ = sample_landing
+    first, _ = source.day_range()
+    days = (first + timedelta(days=1), first + timedelta(days=2))
+    env = {**os.environ, **settings_env, "DVD_SPARK_REMOTE": f"sc://127.0.0.1:{free_port()}"}
+    proc, output = _materialize(tmp_path / "home", env, "--from", str(days[0]), "--to", str(days[1]), "--select",
+                                "key:raw_language or key:stg_language or key:raw_category or key:stg_category")
+    assert proc.returncode == 0, output[-4000:]
+    assert "stg_language                         2 partition(s) materialized" in output
+    assert "check stg_category:primary_key                               passed" in output
+    for day in days:
+        snapshot = Path(settings_env["DVD_LAKE_ROOT"]) / "staged" / "stg_language" / f"dt={day}"
+        assert snapshot.is_dir() and not any(snapshot.iterdir()), f"{snapshot}: not an empty snapshot"
 
 
 def test_materialize_refuses_a_selection_that_matches_nothing(tmp_path, monkeypatch):

@@ -178,6 +178,31 @@ def test_rerunning_a_middle_day_of_the_history_matches_the_in_order_run(scd_days
     assert checksum(pg, "fact_rental") == facts
 
 
+def test_a_redrop_that_removes_a_change_drops_its_version_with_no_spark_job(scd_days, pg, s3, settings_env, run_range,
+                                                                          dagster_instance, truth):
+    """Sep 2 is dropped again without its customer row (the e-mail change): none of dim_customer's sources
+    then has a row on Sep 2, so its load computes nothing with Spark, yet it drops the stale version, and
+    the rentals after Sep 2 bind to Sep 1's version, current again."""
+    bucket = settings_env["DVD_LANDING_BUCKET"]
+    selection = "key:raw_customer or key:stg_customer or key:dim_customer"
+    restore = redrop_table(s3, bucket, SEPT[1], "customer", lambda rows: [])
+    try:
+        summary = run_range(SEPT[1], SEPT[1], selection)
+        assert summary.ok, summary.lines()
+        said = [e.user_message for e in dagster_instance.all_logs(summary.run_id)]
+        assert any(m.startswith("no staged row of customer, address, city, country") for m in said), said
+        versions = query(pg, "SELECT customer_key, email, valid_to, is_current FROM dw.dim_customer "
+                             "WHERE customer_id = 1 ORDER BY valid_from")
+        assert [v[1] for v in versions] == [truth.customers["1"]["email"], "MARY.SMITH@sakilacustomer.org"]
+        assert (versions[-1][2], versions[-1][3]) == (None, True)
+        bound = dict(query(pg, "SELECT rental_id, customer_key FROM dw.fact_rental WHERE rental_id >= 900003"))
+        assert bound == {900003: versions[-1][0], 900004: versions[-1][0]}
+    finally:
+        restore()
+        assert run_range(SEPT[1], SEPT[1], selection).ok
+    assert len(query(pg, "SELECT 1 FROM dw.dim_customer WHERE customer_id = 1")) == 3
+
+
 APRIL = [date(2023, 4, 1), date(2023, 4, 2), date(2023, 4, 3), date(2023, 4, 4)]  # Sat, Sun, Mon, Tue
 NEWCOMER = 990001
 APRIL_RUN = " or ".join(f"key:{a}_{t}" for a in ("raw", "stg") for t in ("customer", "address", "rental")) + \

@@ -18,11 +18,9 @@ from dvd_platform.checks.warehouse import fact_checks, scd2_check, warehouse_che
 from dvd_platform.io_managers.postgres import WarehouseLoad
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.lake import LakeResource
-from dvd_platform.resources.spark import SparkResource
 from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.transforms import warehouse as T
-from dvd_platform.transforms.schemas import quarantine_schema
 from dvd_platform.warehouse.fixups import report_fixups
 from dvd_platform.warehouse.window import Window
 
@@ -47,23 +45,41 @@ def _ins(**tables: dict) -> dict[str, AssetIn]:
 
 @asset(ins=_ins(customer=AS_OF, address=AS_OF, city=AS_OF, country=AS_OF), group_name="warehouse",
        check_specs=warehouse_check_specs("dim_customer"), **COMMON)
-def dim_customer(context: AssetExecutionContext, customer, address, city, country, warehouse: WarehouseResource):
+def dim_customer(context: AssetExecutionContext, customer, address, city, country, lake: LakeResource,
+                 warehouse: WarehouseResource):
     """Customers, SCD type 2: a new version when a customer's name, e-mail, address (or its city/country),
     store or status changes; the first version is valid from -infinity, keys derive from (customer_id, valid_from)."""
-    days = window_days(context.partition_time_window)
-    yield Output(WarehouseLoad(T.customer_versions(customer, address, city, country, days)))
+    sources = {"customer": customer, "address": address, "city": city, "country": country}
+    yield Output(_scd2_load(context, lake, sources, T.customer_versions))
     yield from _table_wide(context, scd2_check(warehouse, "dim_customer"))
     yield from report_fixups(warehouse, "dim_customer")
 
 
 @asset(ins=_ins(film=AS_OF, language=AS_OF, film_category=AS_OF, category=AS_OF), group_name="warehouse",
        check_specs=warehouse_check_specs("dim_film"), **COMMON)
-def dim_film(context: AssetExecutionContext, film, language, film_category, category, warehouse: WarehouseResource):
+def dim_film(context: AssetExecutionContext, film, language, film_category, category, lake: LakeResource,
+             warehouse: WarehouseResource):
     """Films, SCD type 2 (title, rates, language, categories, ...), like dim_customer."""
-    days = window_days(context.partition_time_window)
-    yield Output(WarehouseLoad(T.film_versions(film, language, film_category, category, days)))
+    sources = {"film": film, "language": language, "film_category": film_category, "category": category}
+    yield Output(_scd2_load(context, lake, sources, T.film_versions))
     yield from _table_wide(context, scd2_check(warehouse, "dim_film"))
     yield from report_fixups(warehouse, "dim_film")
+
+
+def _scd2_load(context: AssetExecutionContext, lake: LakeResource, sources: dict, versions) -> WarehouseLoad:
+    """The versions that start on the window's days, or none and no Spark job when no source table staged
+    a row on those days (counted from the snapshots' Parquet footers).
+
+    Why exact: a version starts on day d only for a member whose own row, or a row it denormalizes, was
+    staged on d (the candidates of ``customer_versions`` / ``film_versions``). With none, the window has
+    no versions, and the load still drops stale ones (a re-drop that removed a change). Why worth it:
+    most days change no reference table, and the SCD2 plan costs about 15 Spark jobs per dimension."""
+    days = window_days(context.partition_time_window)
+    staged = {table: lake.rows_on_days("staged", f"stg_{table}", days) for table in sources}
+    if not any(staged.values()):
+        context.log.info(f"no staged row of {', '.join(sources)} on the window's days: no new versions, no Spark job")
+        return WarehouseLoad(None)
+    return WarehouseLoad(versions(*sources.values(), days))
 
 
 @asset(ins=_ins(film_category=ALL_DAYS, category=ALL_DAYS), group_name="warehouse", **COMMON)
@@ -92,9 +108,15 @@ def _table_wide(context: AssetExecutionContext, check) -> list:
     return list(evaluations(context, {day.isoformat(): [check] for day in window_days(context.partition_time_window)}))
 
 
-def _quarantined(spark: SparkResource, lake: LakeResource, table: str, context: AssetExecutionContext) -> int:
-    days = window_days(context.partition_time_window)
-    return lake.read_days(spark.session, "quarantine", f"stg_{table}", days, quarantine_schema(), required=False).count()
+def _quarantined(lake: LakeResource, table: str, context: AssetExecutionContext) -> int:
+    """The window's quarantined rows of ``table``, from the quarantine snapshots' footers (no Spark job)."""
+    return lake.rows_on_days("quarantine", f"stg_{table}", window_days(context.partition_time_window))
+
+
+def _staged_per_day(lake: LakeResource, table: str, context: AssetExecutionContext) -> dict:
+    """Staged rows per day of the window, from the snapshots' footers: the facts do not count their input
+    again with Spark (the reconciliation checks compare these with what the load left in the warehouse)."""
+    return {day: lake.rows_on_days("staged", f"stg_{table}", [day]) for day in window_days(context.partition_time_window)}
 
 
 def _window(context: AssetExecutionContext) -> Window:
@@ -104,12 +126,13 @@ def _window(context: AssetExecutionContext) -> Window:
 
 @asset(ins=_ins(rental={}, inventory=AS_OF), deps=[dim_customer, dim_film, dim_store, dim_staff],
        group_name="warehouse", check_specs=warehouse_check_specs("fact_rental"), **COMMON)
-def fact_rental(context: AssetExecutionContext, rental, inventory, spark: SparkResource, lake: LakeResource,
+def fact_rental(context: AssetExecutionContext, rental, inventory, lake: LakeResource,
                 warehouse: WarehouseResource, check_thresholds: CheckThresholds):
     """One row per rental, bound to the dimension versions valid at rental time. The store is the
     inventory item's store (as of the rental's day). Loading a rental completes its late-arriving payments."""
-    per_day = {r["dt"]: r["count"] for r in rental.groupBy("dt").count().collect()}
-    yield Output(WarehouseLoad(T.rental_rows(rental, inventory), _quarantined(spark, lake, "rental", context)))
+    per_day = _staged_per_day(lake, "rental", context)
+    rows = T.rental_rows(rental, inventory) if any(per_day.values()) else None  # no rentals: no Spark job
+    yield Output(WarehouseLoad(rows, _quarantined(lake, "rental", context)))
     yield from _per_day(context, fact_checks(warehouse, "fact_rental", _window(context), per_day,
                                              thresholds=check_thresholds))
     yield from report_fixups(warehouse, "fact_rental")
@@ -117,14 +140,17 @@ def fact_rental(context: AssetExecutionContext, rental, inventory, spark: SparkR
 
 @asset(ins=_ins(payment={}), deps=[fact_rental, dim_customer, dim_staff], group_name="warehouse",
        check_specs=warehouse_check_specs("fact_payment"), **COMMON)
-def fact_payment(context: AssetExecutionContext, payment, spark: SparkResource, lake: LakeResource,
+def fact_payment(context: AssetExecutionContext, payment, lake: LakeResource,
                  warehouse: WarehouseResource, check_thresholds: CheckThresholds):
     """One row per payment (the seeds' fact_sales at payment grain), with the rental's role-played
     date keys, film and store; unknown (-1) until the rental loads, then completed."""
-    stats = payment.groupBy("dt").agg(F.count(F.lit(1)).alias("n"), F.sum("amount").alias("amount")).collect()
-    per_day = {r["dt"]: r["n"] for r in stats}
-    amounts = {r["dt"]: r["amount"] if r["amount"] is not None else Decimal(0) for r in stats}
-    yield Output(WarehouseLoad(T.payment_rows(payment), _quarantined(spark, lake, "payment", context)))
+    per_day = _staged_per_day(lake, "payment", context)
+    amounts, rows = {}, None  # no payments in the window: no Spark job
+    if any(per_day.values()):
+        stats = payment.groupBy("dt").agg(F.sum("amount").alias("amount")).collect()
+        amounts = {r["dt"]: r["amount"] if r["amount"] is not None else Decimal(0) for r in stats}
+        rows = T.payment_rows(payment)
+    yield Output(WarehouseLoad(rows, _quarantined(lake, "payment", context)))
     yield from _per_day(context, fact_checks(warehouse, "fact_payment", _window(context), per_day, amounts,
                                              thresholds=check_thresholds))
 

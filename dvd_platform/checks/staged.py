@@ -64,7 +64,7 @@ class Evaluation:
     """What the checks of one staged asset read: the window's rows, and what they share (computed once)."""
 
     contract: TableSpec
-    staged: DataFrame
+    staged: DataFrame | None  # None: the window has no file to stage (its days held only their headers)
     counts: dict[date, dict[str, int]]
     days: list[date]
     lake: LakeResource
@@ -78,11 +78,38 @@ class Evaluation:
         names = [c.name for c in self.checks if c.condition] + [DUPLICATE_KEYS]
         return {n: {day: figures.get(n, 0) for day, figures in self.counts.items()} for n in names}
 
+    @property
+    def no_rows(self) -> bool:
+        """No row was staged in the window: a check that compares rows with another table has nothing to
+        compare, and runs no Spark job."""
+        return not any(figures.get("rows_out", 0) for figures in self.counts.values())
+
     @cached_property
     def shown(self) -> list[str]:
         """The columns a sample row shows: the key, the first few others, the day."""
         key = list(self.contract.primary_key)
         return list(dict.fromkeys(key + [c for c in self.contract.columns if c != "last_update"][:6] + ["dt"]))
+
+    @cached_property
+    def resolved(self) -> DataFrame:
+        """The staged rows, each foreign key joined to the referenced table's keys (``_resolved(fk)`` null
+        when it resolves to nothing). The referenced keys are distinct, so no row is repeated."""
+        rows = self.staged
+        for fk in self.contract.foreign_keys:
+            keys = self.history(fk.table).select(F.col(fk.referenced_column).alias(_resolved(fk))).distinct()
+            rows = rows.join(keys, rows[fk.column] == keys[_resolved(fk)], "left")
+        return rows
+
+    @cached_property
+    def orphans(self) -> dict[str, dict[date, int]]:
+        """Per foreign-key column and day, the staged rows whose key resolves to nothing: every foreign key
+        of the table in one Spark job, not one per key. Empty, with no job, when nothing was staged."""
+        if self.no_rows or not self.contract.foreign_keys:
+            return {}
+        counts = [F.count(F.when(F.col(fk.column).isNotNull() & F.col(_resolved(fk)).isNull(), 1)).alias(fk.column)
+                  for fk in self.contract.foreign_keys]
+        per_day = self.resolved.groupBy("dt").agg(*counts).collect()
+        return {fk.column: {r["dt"]: r[fk.column] for r in per_day} for fk in self.contract.foreign_keys}
 
     def sample(self, condition: str) -> list:
         return self.staged.where(F.expr(condition)).select(*self.shown).limit(SAMPLE_ROWS).collect()
@@ -102,6 +129,10 @@ class Evaluation:
             day_samples = [r for r in rows if r["dt"] == day] if n else None
             out[day] = result(check.name, n, severity=check.severity, query=query, samples=day_samples)
         return out
+
+
+def _resolved(fk: ForeignKey) -> str:
+    return f"_resolved_{fk.column}"
 
 
 def _per_day(df: DataFrame) -> dict[date, int]:
@@ -132,12 +163,11 @@ def _foreign_key(fk: ForeignKey) -> StagedCheck:
     """Keys that resolve to no staged row of the referenced table up to the window's last day."""
 
     def evaluate(check: StagedCheck, ev: Evaluation) -> PerDay:
-        referenced = ev.history(fk.table).select(F.col(fk.referenced_column).alias(fk.column)).distinct()
-        orphans = ev.staged.where(F.col(fk.column).isNotNull()).join(referenced, fk.column, "left_anti")
-        return ev.spread(check, _per_day(orphans),
-                         f"SELECT * FROM stg_{ev.contract.name} t WHERE NOT EXISTS (SELECT 1 FROM stg_{fk.table} r "
-                         f"WHERE r.{fk.referenced_column} = t.{fk.column} AND r.dt <= <last day>)",
-                         lambda: orphans.select(*ev.shown).limit(SAMPLE_ROWS).collect())
+        query = (f"SELECT * FROM stg_{ev.contract.name} t WHERE NOT EXISTS (SELECT 1 FROM stg_{fk.table} r "
+                 f"WHERE r.{fk.referenced_column} = t.{fk.column} AND r.dt <= <last day>)")
+        orphan = F.col(fk.column).isNotNull() & F.col(_resolved(fk)).isNull()
+        return ev.spread(check, ev.orphans.get(fk.column, {}), query,
+                         lambda: ev.resolved.where(orphan).select(*ev.shown).limit(SAMPLE_ROWS).collect())
 
     severity = WARN if fk.may_lag else ERROR
     return StagedCheck(f"fk_{fk.column}", f"{fk.column} resolves to a staged {fk.table} ({severity.value})",
@@ -145,11 +175,12 @@ def _foreign_key(fk: ForeignKey) -> StagedCheck:
 
 
 def _paid_before_rental(check: StagedCheck, ev: Evaluation) -> PerDay:
+    query = "SELECT p.* FROM stg_payment p JOIN stg_rental r USING (rental_id) WHERE p.payment_date < r.rental_date"
+    if ev.no_rows:
+        return ev.spread(check, {}, query, list)
     rentals = ev.history("rental").select("rental_id", "rental_date")
     early = ev.staged.join(rentals, "rental_id").where(F.col("payment_date") < F.col("rental_date"))
-    return ev.spread(check, _per_day(early),
-                     "SELECT p.* FROM stg_payment p JOIN stg_rental r USING (rental_id) "
-                     "WHERE p.payment_date < r.rental_date",
+    return ev.spread(check, _per_day(early), query,
                      lambda: early.select(*ev.shown, "rental_date").limit(SAMPLE_ROWS).collect())
 
 
@@ -249,7 +280,7 @@ def staged_check_specs(table: str) -> list[AssetCheckSpec]:
     return [check.spec(table) for check in staged_checks(table)]
 
 
-def run_staged_checks(table: str, staged: DataFrame, counts: dict, days: list[date], lake: LakeResource,
+def run_staged_checks(table: str, staged: DataFrame | None, counts: dict, days: list[date], lake: LakeResource,
                       snapshot_paths: dict[date, str], thresholds: CheckThresholds) -> DayResults:
     """Evaluate every check of ``stg_<table>`` on the window's staged rows, per day."""
     checks = staged_checks(table)

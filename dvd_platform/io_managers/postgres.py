@@ -24,7 +24,7 @@ __all__ = ["LOAD_SPECS", "LoadSpec", "PostgresWarehouseIOManager", "WarehouseLoa
 
 @dataclass
 class WarehouseLoad:
-    df: object  # a Spark DataFrame with the spec's stage columns
+    df: object  # a Spark DataFrame with the spec's stage columns; None: no rows (the window's rows are removed)
     rows_quarantined: int | None = None
 
 

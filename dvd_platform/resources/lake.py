@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 
 DAY_COLUMN = "dt"
@@ -52,19 +53,20 @@ class LakeResource(ConfigurableResource):
         """Write ``df`` (which has a ``dt`` date column) as the snapshots of ``days``.
 
         Every day of ``days`` is replaced, also days without rows (they become
-        empty snapshots), so a re-run never leaves a stale day behind. Returns
-        the version directory of each day.
+        empty snapshots), so a re-run never leaves a stale day behind. ``df`` None
+        means no rows at all: every day becomes an empty snapshot, with no Spark job.
+        Returns the version directory of each day.
         """
-        from pyspark.sql import functions as F
+        version_root = self.zone_dir(zone, asset) / "_versions" / uuid.uuid4().hex
+        if df is not None:
+            from pyspark.sql import functions as F
 
-        base = self.zone_dir(zone, asset)
-        version_root = base / "_versions" / uuid.uuid4().hex
-        (
-            df.withColumn(_WRITE_PARTITION, F.date_format(F.col(DAY_COLUMN), "yyyy-MM-dd"))
-            .write.partitionBy(_WRITE_PARTITION)
-            .mode("error")  # "errorifexists" in classic only; Spark Connect knows this name
-            .parquet(str(version_root))
-        )
+            (
+                df.withColumn(_WRITE_PARTITION, F.date_format(F.col(DAY_COLUMN), "yyyy-MM-dd"))
+                .write.partitionBy(_WRITE_PARTITION)
+                .mode("error")  # "errorifexists" in classic only; Spark Connect knows this name
+                .parquet(str(version_root))
+            )
         versions = {}
         with self.swap_lock(zone, asset):
             for day in days:
@@ -107,6 +109,12 @@ class LakeResource(ConfigurableResource):
             if link.exists():
                 found[day] = os.path.realpath(link)
         return found
+
+    def rows_on_days(self, zone: str, asset: str, days: list[date]) -> int:
+        """The rows the snapshots of ``days`` hold, summed from their Parquet footers (pyarrow: no Spark job,
+        a few kB read per file). A day without a snapshot holds none, as :meth:`read_days` reads it."""
+        return sum(pq.read_metadata(part).num_rows
+                   for path in self.day_paths(zone, asset, days).values() for part in Path(path).glob("*.parquet"))
 
     def snapshot_days(self, zone: str, asset: str) -> list[date]:
         """Every day that has a snapshot of ``asset``."""

@@ -150,10 +150,13 @@ def _seconds_since(started: datetime) -> float:
 
 
 def _stage(conn, dsn: str, stage: Stage, spec: LoadSpec, df) -> int:
-    """Create the stage (committed, so the executors see it) and COPY ``df`` into it; the rows copied."""
+    """Create the stage (committed, so the executors see it) and COPY ``df`` into it; the rows copied.
+    ``df`` None stages no rows (and runs no Spark job)."""
     with conn.cursor() as cur:
         stage.create(cur, spec.stage_columns)
     conn.commit()
+    if df is None:
+        return 0
     return copy_dataframe(df, [c for c, _ in spec.stage_columns], dsn, (STAGE_SCHEMA, stage.name),
                           (STAGE_SCHEMA, stage.ledger_name))
 
