@@ -10,10 +10,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+from dagster import build_init_resource_context
+
 from dvd_platform import settings
-from dvd_platform.resources.spark import REMOTE_ENV
+from dvd_platform.resources.spark import REMOTE_ENV, SparkConnectUnreachable, SparkResource
 from dvd_platform.dev.stack import Stack
-from dvd_platform.dev.stack.procs import descendants, pid_alive, port_open
+from dvd_platform.dev.stack.procs import descendants, free_port, pid_alive, port_open
 from dvd_platform_tests.test_stack import _live_processes_mentioning
 from dvd_platform_tests.two_runs import CONNECT_MARKERS, in_process_and_subprocess
 
@@ -95,3 +98,12 @@ def test_a_run_through_spark_connect_loads_what_a_classic_run_loads(settings_env
                                                            s3=s3, run_range=run_range, tmp_path=tmp_path,
                                                            monkeypatch=monkeypatch)
     assert subprocess_run == in_process
+
+
+def test_an_unreachable_connect_server_fails_at_once_naming_its_url():
+    """The Connect client alone would retry a refused connection for ten minutes before a word."""
+    url = f"sc://127.0.0.1:{free_port()}"  # nothing listens there
+    spark = SparkResource(remote=url)
+    spark.setup_for_execution(build_init_resource_context())
+    with pytest.raises(SparkConnectUnreachable, match=re.escape(f"no Spark Connect server at {url}")):
+        spark.session

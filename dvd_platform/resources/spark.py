@@ -15,14 +15,38 @@ use, except ``setLogLevel`` in classic mode (see :meth:`SparkResource.session`).
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import Any
+from urllib.parse import urlparse
 
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr
 
 REMOTE_ENV = "DVD_SPARK_REMOTE"
+CONNECT_DEFAULT_PORT = 15002
+
+
+class SparkConnectUnreachable(ConnectionError):
+    """Nothing accepts connections at the Spark Connect URL a run was given."""
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Fail at once, naming the URL, when nothing listens at a Spark Connect URL.
+
+    Why: the Connect client retries a refused connection for at least 10 minutes (pyspark's
+    ``DefaultPolicy``, meant to ride out a server restart), so a run pointed at a server that is down
+    would say nothing for that long. Checked when a run first uses Spark; a server lost later in the run
+    still gets the client's retries."""
+    parsed = urlparse(url)
+    address = (parsed.hostname or "", parsed.port or CONNECT_DEFAULT_PORT)
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError as exc:
+        raise SparkConnectUnreachable(
+            f"no Spark Connect server at {url} ({exc}): start the local stack (`dvd-platform stack up`) or set "
+            f"{REMOTE_ENV} to a running server (empty: a classic driver)") from exc
 
 
 class SparkResource(ConfigurableResource):
@@ -39,6 +63,7 @@ class SparkResource(ConfigurableResource):
     extra_conf: dict[str, str] = {}
 
     _pyspark: LazyPySparkResource | None = PrivateAttr(default=None)
+    _reachable: bool = PrivateAttr(default=False)
 
     def server_config(self) -> dict[str, str]:
         """What the JVM that runs the queries starts with: the classic driver, or a Spark Connect server.
@@ -107,6 +132,9 @@ class SparkResource(ConfigurableResource):
         """The process's SparkSession (created on first use, so non-Spark steps start no JVM and attach to nothing)."""
         if self._pyspark is None:
             raise RuntimeError("SparkResource used outside a Dagster run")
+        if self.remote_url and not self._reachable:
+            check_reachable(self.remote_url)
+            self._reachable = True
         spark = self._pyspark.spark_session
         if not self.remote_url:
             # Classic only (Connect has no SparkContext): quiets what the pyspark shell default would log.
