@@ -178,11 +178,11 @@ def test_rerunning_a_middle_day_of_the_history_matches_the_in_order_run(scd_days
     assert checksum(pg, "fact_rental") == facts
 
 
-def test_a_redrop_that_removes_a_change_drops_its_version_with_no_spark_job(scd_days, pg, s3, settings_env, run_range,
-                                                                          dagster_instance, truth):
+def test_a_redrop_that_removes_a_change_drops_its_version_without_computing_versions(scd_days, pg, s3, settings_env,
+                                                                                   run_range, dagster_instance, truth):
     """Sep 2 is dropped again without its customer row (the e-mail change): none of dim_customer's sources
-    then has a row on Sep 2, so its load computes nothing with Spark, yet it drops the stale version, and
-    the rentals after Sep 2 bind to Sep 1's version, current again."""
+    then has a row on Sep 2, so its load skips the SCD2 computation (its log says so), yet it drops the
+    stale version, and the rentals after Sep 2 bind to Sep 1's version, current again."""
     bucket = settings_env["DVD_LANDING_BUCKET"]
     selection = "key:raw_customer or key:stg_customer or key:dim_customer"
     restore = redrop_table(s3, bucket, SEPT[1], "customer", lambda rows: [])

@@ -67,8 +67,8 @@ def dim_film(context: AssetExecutionContext, film, language, film_category, cate
 
 
 def _scd2_load(context: AssetExecutionContext, lake: LakeResource, sources: dict, versions) -> WarehouseLoad:
-    """The versions that start on the window's days, or none and no Spark job when no source table staged
-    a row on those days (counted from the snapshots' Parquet footers).
+    """The versions that start on the window's days, or none, without computing them, when no source table
+    staged a row on those days (counted from the snapshots' Parquet footers).
 
     Why exact: a version starts on day d only for a member whose own row, or a row it denormalizes, was
     staged on d (the candidates of ``customer_versions`` / ``film_versions``). With none, the window has
@@ -77,7 +77,8 @@ def _scd2_load(context: AssetExecutionContext, lake: LakeResource, sources: dict
     days = window_days(context.partition_time_window)
     staged = {table: lake.rows_on_days("staged", f"stg_{table}", days) for table in sources}
     if not any(staged.values()):
-        context.log.info(f"no staged row of {', '.join(sources)} on the window's days: no new versions, no Spark job")
+        context.log.info(f"no staged row of {', '.join(sources)} on the window's days: no new versions, "
+                         "the SCD2 computation skipped")
         return WarehouseLoad(None)
     return WarehouseLoad(versions(*sources.values(), days))
 

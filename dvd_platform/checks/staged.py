@@ -1,4 +1,5 @@
-"""Checks on staged snapshots, computed with Spark on the rows the staging step just produced.
+"""Checks on staged snapshots, computed with Spark on the rows the staging step just produced
+(from the zero counts alone, with no Spark job, when the window staged no row).
 
 ERROR checks are blocking: a failure stops the warehouse assets of those days in the same run
 (and automation waits for a passing evaluation). Known quirks of real data are WARN.
@@ -103,7 +104,8 @@ class Evaluation:
     @cached_property
     def orphans(self) -> dict[str, dict[date, int]]:
         """Per foreign-key column and day, the staged rows whose key resolves to nothing: every foreign key
-        of the table in one Spark job, not one per key. Empty, with no job, when nothing was staged."""
+        of the table in one Spark job, not one per key (reading a referenced table's state may first build
+        its weekly snapshot: ``lake_state``). Empty, with no job, when nothing was staged."""
         if self.no_rows or not self.contract.foreign_keys:
             return {}
         counts = [F.count(F.when(F.col(fk.column).isNotNull() & F.col(_resolved(fk)).isNull(), 1)).alias(fk.column)

@@ -1,7 +1,7 @@
 """The warehouse IO manager: dimension and fact outputs land in PostgreSQL.
 
-An asset returns a ``WarehouseLoad`` (its Spark DataFrame and quarantine
-count); the IO manager stages it with COPY and applies the asset's load SQL
+An asset returns a ``WarehouseLoad`` (its Spark DataFrame, or None for no
+rows, and quarantine count); the IO manager stages it with COPY and applies the asset's load SQL
 for exactly the run's partition window (``asset_partitions_time_window``, so a
 range backfill is one load), in one transaction, with an audit row in
 ``dw_audit.load_log``.

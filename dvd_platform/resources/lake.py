@@ -5,8 +5,8 @@ Layout under ``root``::
     <zone>/<asset>/dt=YYYY-MM-DD   -> symlink to the day's current version
     <zone>/<asset>/_versions/<write id>/_day=YYYY-MM-DD/part-*.parquet
 
-A write puts a whole range aside in one Spark job (partitioned by day), then
-swaps each day's symlink with ``os.replace``, which is atomic: a reader sees
+A write puts a whole range aside in one Spark job (partitioned by day; none when
+the range has no row), then swaps each day's symlink with ``os.replace``, which is atomic: a reader sees
 the old version or the new one, never a mix, and a crash mid-write leaves the
 old snapshot in place. Versions no longer pointed to are removed afterwards.
 
@@ -112,23 +112,26 @@ class LakeResource(ConfigurableResource):
 
     def rows_on_days(self, zone: str, asset: str, days: list[date]) -> int:
         """The rows the snapshots of ``days`` hold, summed from their Parquet footers (pyarrow: no Spark job,
-        a few kB read per file). A day without a snapshot holds none, as :meth:`read_days` reads it."""
-        return sum(pq.read_metadata(part).num_rows
-                   for path in self.day_paths(zone, asset, days).values() for part in Path(path).glob("*.parquet"))
+        a few kB read per file); a day without a snapshot holds none. Counted under the swap lock: a day
+        re-written meanwhile must not vanish between finding its version and listing its files (it would
+        count 0 rows, and a dimension would then drop that day's versions)."""
+        with self.swap_lock(zone, asset):
+            return sum(pq.read_metadata(part).num_rows
+                       for path in self.day_paths(zone, asset, days).values() for part in Path(path).glob("*.parquet"))
 
     def snapshot_days(self, zone: str, asset: str) -> list[date]:
         """Every day that has a snapshot of ``asset``."""
         prefix = f"{DAY_COLUMN}="
         return sorted(date.fromisoformat(p.name[len(prefix):]) for p in self.zone_dir(zone, asset).glob(prefix + "*"))
 
-    def read_days(self, spark, zone: str, asset: str, days: list[date], schema, *, required: bool = True):
+    def read_days(self, spark, zone: str, asset: str, days: list[date], schema):
         """Read the snapshots of ``days`` as one DataFrame with the given schema.
 
-        A missing day is an error naming the asset and day, unless ``required`` is False.
+        A missing day is an error naming the asset and day.
         """
         paths = self.day_paths(zone, asset, days)
         missing = [d for d in days if d not in paths]
-        if missing and required:
+        if missing:
             shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise FileNotFoundError(
                 f"{asset}: no {zone} snapshot for {len(missing)} day(s): {shown} "

@@ -87,18 +87,16 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
 
 
 def _numbered_lines(spark: SparkSession, files: list[SourceFile]) -> DataFrame:
-    """Every data line of the files with its file's day, source object and 1-based line number."""
+    """Every data line of the files (at least one: a window without any needs no Spark, see the staged
+    assets) with its file's day, source object and 1-based line number."""
     file_map = spark.createDataFrame(
         [(f.uri, f.day, f.source_object) for f in files], "file string, dt date, source_object string"
     )
-    if files:
-        text = (
-            spark.read.text([f.uri for f in files])
-            .withColumn("file", F.input_file_name())
-            .withColumn("_id", F.monotonically_increasing_id())
-        )
-    else:  # no day of the range has rows: the same columns, no rows
-        text = spark.createDataFrame([], "value string, file string, _id long")
+    text = (
+        spark.read.text([f.uri for f in files])
+        .withColumn("file", F.input_file_name())
+        .withColumn("_id", F.monotonically_increasing_id())
+    )
     first_ids = text.groupBy("file").agg(F.min("_id").alias("_first"))
     return (
         text.join(F.broadcast(first_ids), "file")
