@@ -75,8 +75,7 @@ def _scd2_load(context: AssetExecutionContext, lake: LakeResource, sources: dict
     no versions, and the load still drops stale ones (a re-drop that removed a change). Why worth it:
     most days change no reference table, and the SCD2 plan costs about 15 Spark jobs per dimension."""
     days = window_days(context.partition_time_window)
-    staged = {table: lake.rows_on_days("staged", f"stg_{table}", days) for table in sources}
-    if not any(staged.values()):
+    if not any(any(lake.rows_per_day("staged", f"stg_{table}", days).values()) for table in sources):
         context.log.info(f"no staged row of {', '.join(sources)} on the window's days: no new versions, "
                          "the SCD2 computation skipped")
         return WarehouseLoad(None)
@@ -111,13 +110,13 @@ def _table_wide(context: AssetExecutionContext, check) -> list:
 
 def _quarantined(lake: LakeResource, table: str, context: AssetExecutionContext) -> int:
     """The window's quarantined rows of ``table``, from the quarantine snapshots' footers (no Spark job)."""
-    return lake.rows_on_days("quarantine", f"stg_{table}", window_days(context.partition_time_window))
+    return sum(lake.rows_per_day("quarantine", f"stg_{table}", window_days(context.partition_time_window)).values())
 
 
 def _staged_per_day(lake: LakeResource, table: str, context: AssetExecutionContext) -> dict:
     """Staged rows per day of the window, from the snapshots' footers: the facts do not count their input
     again with Spark (the reconciliation checks compare these with what the load left in the warehouse)."""
-    return {day: lake.rows_on_days("staged", f"stg_{table}", [day]) for day in window_days(context.partition_time_window)}
+    return lake.rows_per_day("staged", f"stg_{table}", window_days(context.partition_time_window))
 
 
 def _window(context: AssetExecutionContext) -> Window:

@@ -110,14 +110,15 @@ class LakeResource(ConfigurableResource):
                 found[day] = os.path.realpath(link)
         return found
 
-    def rows_on_days(self, zone: str, asset: str, days: list[date]) -> int:
-        """The rows the snapshots of ``days`` hold, summed from their Parquet footers (pyarrow: no Spark job,
-        a few kB read per file); a day without a snapshot holds none. Counted under the swap lock: a day
+    def rows_per_day(self, zone: str, asset: str, days: list[date]) -> dict[date, int]:
+        """The rows each snapshot of ``days`` holds, from its Parquet footers (pyarrow: no Spark job, a few
+        kB read per file); a day without a snapshot holds none. Counted under the swap lock: a day
         re-written meanwhile must not vanish between finding its version and listing its files (it would
         count 0 rows, and a dimension would then drop that day's versions)."""
         with self.swap_lock(zone, asset):
-            return sum(pq.read_metadata(part).num_rows
-                       for path in self.day_paths(zone, asset, days).values() for part in Path(path).glob("*.parquet"))
+            paths = self.day_paths(zone, asset, days)
+            return {day: sum(pq.read_metadata(part).num_rows for part in Path(paths[day]).glob("*.parquet"))
+                    if day in paths else 0 for day in days}
 
     def snapshot_days(self, zone: str, asset: str) -> list[date]:
         """Every day that has a snapshot of ``asset``."""
