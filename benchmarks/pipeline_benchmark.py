@@ -23,6 +23,17 @@ Sections (all but ``range`` skippable with ``--skip``):
 
 ``range``
     The whole selected range as one run, from a cold process (JVM start included).
+``reference``
+    Right after ``range``, on the same stack and days: the same job in plain SQL (``sql_reference.py``:
+    one ``psql`` process ``\\copy``-ing the drops into stage tables, then the platform's own
+    ``sql/load`` statements; no Spark, no Dagster) in a fresh database of the same cluster, timed as a
+    whole and per phase. Its warehouse is then compared with the platform's by natural keys (table row
+    counts, fact totals, facts bound to the unknown member, the marts, dimensions, facts per day):
+    ``same_result``, with any differences, printed loudly (and the script exits 1). The JSON's
+    ``ratio_platform_over_reference`` is the range's wall seconds over the reference's (issue 19: at
+    most 5). The reference handles one snapshot of the reference tables (the pagila folder): with the
+    generator's changing reference rows it refuses, and says so, rather than compute something else.
+    Skipped with ``--select`` (it does the whole graph's job).
 ``repeat``
     The same range again on the same stack (a re-run or backfill over loaded days).
 ``one_day``
@@ -45,7 +56,7 @@ temp dir, stopped at the end).
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/pipeline_benchmark.py [--source FOLDER|generated] [--days N]
-        [--scale 1] [--spark classic,connect] [--select SELECTION] [--skip repeat,one_day]
+        [--scale 1] [--spark classic,connect] [--select SELECTION] [--skip reference,repeat,one_day]
         [--out benchmarks/results/pipeline.json]
 
 Logging every statement and every Spark event costs a little; the figures are a
@@ -71,10 +82,13 @@ from pathlib import Path
 from common import host_info, load_average, log, open_instance, write_results
 from warm_launch import warm_launches
 from scale_benchmark import BenchStack, run_measured, tail, versions
+from sql_reference import (ReferenceAssumptionError, compare_warehouses, drop_database, reference_dsn,
+                           run_reference)
 
 from dvd_platform.dev.seed.sources import DEFAULT_SAMPLE
 
-SECTIONS = ("range", "repeat", "one_day", "warm")
+SECTIONS = ("range", "reference", "repeat", "one_day", "warm")
+RUN_SECTIONS = ("range", "repeat", "one_day")  # the profiled ``materialize`` runs
 MODES = ("classic", "connect")
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "pipeline.json"
 OUTSIDE = "(outside steps)"
@@ -347,6 +361,8 @@ def profile_stack(base: Path, source, days: int | None, sections: list[str], mod
         out: dict[str, object] = {"days": len(selected), "first_day": selected[0].isoformat(),
                                   "last_day": selected[-1].isoformat(), "seeded_rows": rows}
         out["range"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-range")
+        if "reference" in sections:
+            out["reference"] = reference_section(profiled, source, selected, out["range"]["wall_seconds"])
         if "repeat" in sections:
             out["repeat"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-repeat")
         if "one_day" in sections:
@@ -364,6 +380,57 @@ def warm_stack(base: Path, source, days: int | None) -> dict:
         result = warm_launches(bench.env(), work, [last, middle, last])
     return {"days": len(selected), "first_day": selected[0].isoformat(), "last_day": selected[-1].isoformat(),
             "seeded_rows": rows, **result}
+
+
+# --------------------------------------------------------------------------- the plain-SQL reference
+
+
+def reference_section(profiled: Profiled, source, selected: list[date], range_seconds: float) -> dict:
+    """The plain-SQL reference (``sql_reference.py``) on the range's stack and days, right after the range,
+    then its warehouse compared with the one the range left; the range's seconds over the reference's.
+
+    Why on the same stack and right after: the ratio is only meaningful between runs on the same cluster
+    and the same machine state. A refusal (drops that are not one snapshot) is recorded, not raised: the
+    other sections' figures still count."""
+    if profiled.select:
+        log(f"reference: skipped, --select {profiled.select} runs part of the graph and the reference does all of it")
+        return {"skipped": f"--select {profiled.select}: the reference does the whole graph's job"}
+    values = profiled.bench.values
+    log(f"reference: plain SQL over {selected[0]}..{selected[-1]} in a fresh database")
+    try:
+        result = run_reference(values["DVD_PG_ADMIN_DSN"], values["DVD_PG_DSN"], source, selected[0], selected[-1])
+    except ReferenceAssumptionError as exc:
+        log(f"reference: REFUSED: {exc}")
+        return {"refused": str(exc), "same_result": None}
+    check = compare_warehouses(values["DVD_PG_DSN"], reference_dsn(values["DVD_PG_DSN"]))
+    drop_database(values["DVD_PG_ADMIN_DSN"])
+    ratio = range_seconds / result["wall_seconds"]
+    log(f"reference: {result['wall_seconds']:.2f} s; platform range {range_seconds:.1f} s, "
+        f"platform / reference {ratio:.1f}x; same_result {check['same_result']}")
+    if not check["same_result"]:
+        log("reference: THE PLATFORM'S WAREHOUSE AND THE REFERENCE'S DIFFER:\n"
+            + json.dumps(check["differences"], indent=2, default=str))
+    return {**result, **check, "platform_range_wall_seconds": range_seconds,
+            "ratio_platform_over_reference": ratio}
+
+
+def reference_summary(mode: str, reference: dict) -> str:
+    """The reference's figures, or why there are none; its differences from the platform, loudly."""
+    if "wall_seconds" not in reference:
+        return f"reference ({mode} stack): {reference.get('skipped') or 'REFUSED: ' + reference['refused']}"
+    phases = reference["phases"]
+    stages = sum(v for k, v in phases.items() if k.startswith("stage:"))
+    loads = {k.split(":", 1)[1]: v for k, v in phases.items() if k.startswith("load:")}
+    lines = [f"reference ({mode} stack, plain SQL): {reference['wall_seconds']:.2f} s (copy {phases['copy']:.2f}, "
+             f"typed {phases['typed']:.2f}, verify {phases['verify']:.2f}, stages {stages:.2f}, "
+             f"loads {sum(loads.values()):.2f}); platform range {reference['platform_range_wall_seconds']:.1f} s; "
+             f"platform / reference {reference['ratio_platform_over_reference']:.1f}x; "
+             f"same_result {str(reference['same_result']).lower()}",
+             "  loads: " + ", ".join(f"{k} {v:.2f} s" for k, v in loads.items())]
+    if not reference["same_result"]:
+        lines.append("  !!! THE PLATFORM'S WAREHOUSE AND THE REFERENCE'S DIFFER !!!")
+        lines.append(json.dumps(reference["differences"], indent=2, default=str))
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- report
@@ -384,6 +451,16 @@ def run_table(profile: dict) -> str:
     lines.append(f"  SQL statements: {profile['sql_statements']:,} (" + ", ".join(
         f"{k} {v:,}" for k, v in list(profile["sql_by_keyword"].items())[:8]) + ")")
     return "\n".join(lines)
+
+
+def print_stacks(report: dict, modes: list[str]) -> None:
+    """Each stack's profiled runs, then its plain-SQL reference."""
+    for mode in modes:
+        for section in RUN_SECTIONS:
+            if section in report[mode]:
+                print(run_table(report[mode][section]) + "\n")
+        if "reference" in report[mode]:
+            print(reference_summary(mode, report[mode]["reference"]) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -428,10 +505,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nPipeline benchmark ({started:%Y-%m-%d %H:%M} UTC, {source.description}, "
           f"{datetime.now(timezone.utc) - started} wall)\n")
-    for mode in modes:
-        for section in SECTIONS[:3]:
-            if section in report[mode]:
-                print(run_table(report[mode][section]) + "\n")
+    print_stacks(report, modes)
     if "warm" in report:
         print(f"warm ({report['warm']['days']} days seeded): dg dev serving after {report['warm']['ready_seconds']:.1f} s, "
               f"daemon's catch-up {report['warm']['catch_up_seconds']:.1f} s; launches: " + ", ".join(
@@ -440,11 +514,15 @@ def main(argv: list[str] | None = None) -> int:
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     if {"classic", "connect"} <= set(report):
         ratios = {section: report["classic"][section]["wall_seconds"] / report["connect"][section]["wall_seconds"]
-                  for section in sections if section != "warm"}
+                  for section in sections if section in RUN_SECTIONS}
         report["classic_over_connect"] = ratios
         print("classic / connect wall time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     write_results(args.out, started, {"source": source.description, "sections_run": sections, "machine": info,
                                       **report})
+    differing = [mode for mode in modes if report[mode].get("reference", {}).get("same_result") is False]
+    if differing:
+        print(f"\nTHE PLAIN-SQL REFERENCE AND THE PLATFORM DIFFER ({', '.join(differing)})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -64,9 +64,21 @@ def stack(state_root: Path):
     try:
         yield stack, values
     finally:
+        _close_spark_connect_session()
         stack.down()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _close_spark_connect_session() -> None:
+    """Close this process's Spark Connect session while its server still runs. Otherwise pyspark releases
+    it when the process exits (SPARK_CONNECT_RELEASE_SESSION_ON_EXIT), and with the server stopped its
+    client retries for about ten minutes before pytest can end."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    session = ConnectSession._get_default_session()
+    if session is not None:
+        session.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@
 range. An input declared with ``metadata={"history": "as_of"}`` gets the table's
 state as of the day before the window plus the window's days (the SCD2
 dimensions need the state of their reference tables *as of* each day, not
-only that day's changes); ``"all"`` gets its state as of the newest staged day
-(type-1 dimensions take each member's latest state, so re-running an old day
-never rolls them back). Both read a weekly state snapshot plus the days after
-it (``lake_state``), never the whole history.
+only that day's changes), read from a weekly state snapshot plus the days after
+it (``lake_state``), never the whole history. (The type-1 dimensions read their
+sources' latest state themselves, ``lake_state.read_latest``: they decide first
+whether anything changed.)
 """
 
 from __future__ import annotations
@@ -49,7 +49,4 @@ class ParquetSnapshotIOManager(ConfigurableIOManager):
         history = (context.definition_metadata or {}).get("history")
         if history == "as_of":
             return read_state(self.lake, self.spark.session, table, before=days[0] - timedelta(1), upto=days[-1])
-        if history == "all":
-            newest = max(self.lake.snapshot_days(ZONE, asset), default=days[-1])
-            return read_state(self.lake, self.spark.session, table, before=newest, upto=newest)
         return self.lake.read_days(self.spark.session, ZONE, asset, days, staged_schema(table))

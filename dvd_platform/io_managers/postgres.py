@@ -26,6 +26,8 @@ __all__ = ["LOAD_SPECS", "LoadSpec", "PostgresWarehouseIOManager", "WarehouseLoa
 class WarehouseLoad:
     df: object  # a Spark DataFrame with the spec's stage columns; None: no rows (the window's rows are removed)
     rows_quarantined: int | None = None
+    inputs: str | None = None  # a type-1 load's input fingerprint, recorded in dw_audit.load_log
+    skip: bool = False  # the inputs are those of the last successful load: log it, change nothing
 
 
 def _cols(spec: str) -> tuple[tuple[str, str], ...]:
@@ -71,7 +73,11 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         asset = context.asset_key.path[-1]
         spec = LOAD_SPECS[asset]
         window = Window.of(context.asset_partitions_time_window)
-        result = self.warehouse.load(asset, spec, obj.df, window, context.run_id, obj.rows_quarantined)
+        if obj.skip:
+            self.warehouse.record_skip(asset, window, context.run_id, obj.inputs)
+            context.add_output_metadata({"table": f"dw.{asset}", "skipped": "inputs unchanged since its last load"})
+            return
+        result = self.warehouse.load(asset, spec, obj.df, window, context.run_id, obj.rows_quarantined, obj.inputs)
         context.add_output_metadata({
             "table": f"dw.{asset}",
             "rows_staged": result.rows_staged,

@@ -61,6 +61,27 @@ def read_state(lake: LakeResource, spark: SparkSession, table: str, *, before: d
     return spark.read.schema(staged_schema(table)).parquet(*paths)
 
 
+def read_latest(lake: LakeResource, spark: SparkSession, table: str) -> DataFrame:
+    """Rows of ``stg_<table>`` on which each key's latest row is exact: its state as of the newest staged day
+    (what the type-1 dimensions take, so re-running an old day never rolls them back)."""
+    newest = max(lake.snapshot_days(STAGED, f"stg_{table}"), default=None)
+    if newest is None:
+        return spark.createDataFrame([], staged_schema(table))
+    return read_state(lake, spark, table, before=newest, upto=newest)
+
+
+def latest_inputs(lake: LakeResource, table: str) -> dict[str, str]:
+    """Day -> version of each staged snapshot of ``table`` that holds rows: what ``read_latest`` is made of.
+
+    Empty snapshots are left out: they hide no key's row, so re-staging a day without rows (a daily run
+    of a reference table that did not change) leaves the latest state, and this, as they were. Taken
+    under the swap lock, so a day being re-staged is seen with its old version or its new one."""
+    asset = f"stg_{table}"
+    with lake.swap_lock(STAGED, asset):
+        return {day.isoformat(): path for day, path in _current_versions(lake, asset).items()
+                if next(Path(path).glob("*.parquet"), None) is not None}
+
+
 def ensure_snapshot(lake: LakeResource, spark: SparkSession, table: str, sunday: date,
                     staged: dict[date, str]) -> str:
     """The path of ``table``'s valid state snapshot as of ``sunday``, built first if missing or stale."""

@@ -104,9 +104,17 @@ class WarehouseResource(ConfigurableResource):
         return applied
 
     def load(self, asset: str, spec: LoadSpec, df, window: Window, run_id: str,
-             rows_quarantined: int | None = None) -> LoadResult:
+             rows_quarantined: int | None = None, inputs: str | None = None) -> LoadResult:
         """Load ``df`` into ``asset``'s tables for ``window`` (``loader.load``)."""
-        return loader.load(self, asset, spec, df, window, run_id, rows_quarantined)
+        return loader.load(self, asset, spec, df, window, run_id, rows_quarantined, inputs)
+
+    def last_inputs(self, asset: str) -> str | None:
+        """The input fingerprint of ``asset``'s last successful load (``loader.last_inputs``)."""
+        return loader.last_inputs(self, asset)
+
+    def record_skip(self, asset: str, window: Window, run_id: str, inputs: str) -> LoadResult:
+        """Log a load skipped for unchanged inputs (``loader.record_skip``)."""
+        return loader.record_skip(self, asset, window, run_id, inputs)
 
     def run_sql_load(self, asset: str, window: Window, run_id: str) -> LoadResult:
         """Compute ``asset`` inside the warehouse for ``window`` (``loader.run_sql_load``)."""

@@ -22,10 +22,13 @@ from dvd_platform.warehouse.window import Window
 MAX_ERROR_CHARS = 4000
 
 _INSERT = sql.SQL("""INSERT INTO dw_audit.load_log (run_id, asset, partition_start, partition_end, rows_staged,
-                                     rows_loaded, rows_quarantined, started_at, finished_at, status, error)
+                                     rows_loaded, rows_quarantined, started_at, finished_at, status, error,
+                                     inputs, skipped)
 SELECT %(run_id)s, %(asset)s, %(partition_start)s, %(partition_end)s, %(rows_staged)s, %(rows_loaded)s,
-       %(rows_quarantined)s, {times}, %(status)s, %(error)s
+       %(rows_quarantined)s, {times}, %(status)s, %(error)s, %(inputs)s, %(skipped)s
  WHERE {condition}""")
+_LAST_INPUTS = """SELECT inputs FROM dw_audit.load_log WHERE asset = %s AND status = 'success'
+ORDER BY load_id DESC LIMIT 1"""
 #: A load knows when it started; it finished when its row is written (within its transaction).
 _LOAD_TIMES = sql.SQL("%(started_at)s, clock_timestamp()")
 #: A failed run is seen afterwards: started and finished are the writing transaction's start.
@@ -49,6 +52,8 @@ class Entry:
     rows_loaded: int | None = None
     rows_quarantined: int | None = None
     error: str | None = None
+    inputs: str | None = None  # a type-1 load's input fingerprint (sql/010_load_inputs.sql)
+    skipped: bool = False  # the inputs were those of the last success: nothing was staged or changed
 
 
 def write(cur, entry: Entry, *, unless_logged: bool = False) -> None:
@@ -60,10 +65,17 @@ def write(cur, entry: Entry, *, unless_logged: bool = False) -> None:
 
 
 def record_success(cur, asset: str, window: Window, run_id: str, started: datetime, rows_staged: int | None,
-                   rows_loaded: int, rows_quarantined: int | None) -> None:
+                   rows_loaded: int, rows_quarantined: int | None, inputs: str | None = None) -> None:
     """The success row of a load, written in the load's own transaction."""
     write(cur, Entry(run_id, asset, window.first_day, window.last_day, "success", started, rows_staged,
-                     rows_loaded, rows_quarantined))
+                     rows_loaded, rows_quarantined, inputs=inputs))
+
+
+def last_inputs(cur, asset: str) -> str | None:
+    """The input fingerprint of ``asset``'s last successful load (None: none, or not recorded)."""
+    cur.execute(_LAST_INPUTS, (asset,))
+    row = cur.fetchone()
+    return row[0] if row else None
 
 
 def record_load_failure(connect: Callable, asset: str, window: Window, run_id: str, started: datetime,

@@ -80,13 +80,18 @@ class LoadResult:
     attempts: int
 
 
+def load_sql_text(asset: str) -> str:
+    """The text of ``sql/load/<asset>.sql``."""
+    return (LOAD_SQL_DIR / f"{asset}.sql").read_text()
+
+
 def load_sql(asset: str) -> sql.SQL:
     """``sql/load/<asset>.sql``, whose ``{stage}`` and ``{target}`` the loader fills in."""
-    return sql.SQL((LOAD_SQL_DIR / f"{asset}.sql").read_text())
+    return sql.SQL(load_sql_text(asset))
 
 
 def load(warehouse: WarehouseResource, asset: str, spec: LoadSpec, df, window: Window, run_id: str,
-         rows_quarantined: int | None = None) -> LoadResult:
+         rows_quarantined: int | None = None, inputs: str | None = None) -> LoadResult:
     """Stage ``df`` with COPY and apply ``sql/load/<asset>.sql`` for ``window`` in one transaction.
 
     With ``spec.swap_whole_months``, the SQL runs once per piece of the window cut at month
@@ -106,7 +111,7 @@ def load(warehouse: WarehouseResource, asset: str, spec: LoadSpec, df, window: W
         rows_loaded, attempts = _transaction(
             conn, warehouse.max_attempts, spec.transaction_locks(window), replace,
             lambda cur, rows: audit.record_success(cur, asset, window, run_id, started, rows_staged, rows,
-                                                   rows_quarantined))
+                                                   rows_quarantined, inputs))
         return LoadResult(rows_staged, rows_loaded, _seconds_since(started), attempts)
     except Exception as exc:
         _fail(warehouse, conn, asset, window, run_id, started, exc)
@@ -135,6 +140,31 @@ def run_sql_load(warehouse: WarehouseResource, asset: str, window: Window, run_i
     except Exception as exc:
         _fail(warehouse, conn, asset, window, run_id, started, exc)
         raise WarehouseLoadError(f"computing {asset} for {window} failed, nothing was changed: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def last_inputs(warehouse: WarehouseResource, asset: str) -> str | None:
+    """The input fingerprint recorded by ``asset``'s last successful load, if any."""
+    warehouse.migrate()  # the column is a migration's (sql/010_load_inputs.sql)
+    conn = warehouse.connect()
+    try:
+        with conn.cursor() as cur:
+            return audit.last_inputs(cur, asset)
+    finally:
+        conn.close()
+
+
+def record_skip(warehouse: WarehouseResource, asset: str, window: Window, run_id: str, inputs: str) -> LoadResult:
+    """A load skipped because its inputs are those of the last success: its audit row only, nothing staged."""
+    started = _begin(warehouse)
+    conn = warehouse.connect()
+    try:
+        with conn.cursor() as cur:
+            audit.write(cur, audit.Entry(run_id, asset, window.first_day, window.last_day, "success", started,
+                                         rows_staged=0, rows_loaded=0, inputs=inputs, skipped=True))
+        conn.commit()
+        return LoadResult(0, 0, _seconds_since(started), 1)
     finally:
         conn.close()
 
