@@ -399,11 +399,15 @@ def reference_section(profiled: Profiled, source, selected: list[date], range_se
     log(f"reference: plain SQL over {selected[0]}..{selected[-1]} in a fresh database")
     try:
         result = run_reference(values["DVD_PG_ADMIN_DSN"], values["DVD_PG_DSN"], source, selected[0], selected[-1])
+        check = compare_warehouses(values["DVD_PG_DSN"], reference_dsn(values["DVD_PG_DSN"]))
     except ReferenceAssumptionError as exc:
         log(f"reference: REFUSED: {exc}")
         return {"refused": str(exc), "same_result": None}
-    check = compare_warehouses(values["DVD_PG_DSN"], reference_dsn(values["DVD_PG_DSN"]))
-    drop_database(values["DVD_PG_ADMIN_DSN"])
+    except Exception as exc:  # noqa: BLE001 - the sections already measured must still be written
+        log(f"reference: FAILED: {exc!r}")
+        return {"refused": f"failed: {exc!r}", "same_result": None}
+    finally:
+        drop_database(values["DVD_PG_ADMIN_DSN"])
     ratio = range_seconds / result["wall_seconds"]
     log(f"reference: {result['wall_seconds']:.2f} s; platform range {range_seconds:.1f} s, "
         f"platform / reference {ratio:.1f}x; same_result {check['same_result']}")

@@ -69,6 +69,7 @@ from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_SERIALIZABLE, make_dsn, parse_dsn
 
 from dvd_platform.contract.tables import STAGED_TABLES, TABLES
+from dvd_platform.dev.stack.postgres import find_pg_bindir
 from dvd_platform.io_managers.postgres import LOAD_SPECS
 from dvd_platform.warehouse.loader import SQL_LOAD_SPECS, load_sql
 from dvd_platform.warehouse.migrations import apply_migrations
@@ -226,7 +227,8 @@ def run_psql(dsn: str, script: Path) -> None:
     env = {**os.environ, "PGHOST": params["host"], "PGPORT": str(params["port"]), "PGUSER": params["user"],
            "PGPASSWORD": params["password"], "PGDATABASE": params["dbname"], "PGAPPNAME": "dvd_reference_copy",
            "PGTZ": "UTC"}
-    done = subprocess.run(["psql", "-X", "-q", "-f", str(script)], env=env, capture_output=True, text=True)
+    psql = str(find_pg_bindir() / "psql")  # the cluster's own client, as the stack finds its server
+    done = subprocess.run([psql, "-X", "-q", "-f", str(script)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"psql {script} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
 
@@ -479,5 +481,7 @@ def compare_warehouses(platform_dsn: str, reference_dsn: str) -> dict:
     found = {name: diff for name, diff in found.items() if diff}
     totals = {side: {k[0]: [_plain(v) for v in values] for k, values in rows["fact_totals"].items()}
               for side, rows in (("platform", platform), ("reference", reference))}
+    if not all(totals["platform"].get(fact, [0])[0] for fact in ("fact_rental", "fact_payment")):
+        found["empty"] = "the platform's warehouse has no rentals or no payments: nothing was compared"
     return {"same_result": not found, "differences": found, "fact_totals": totals,
             "compared_keys": {name: len(platform[name].keys() | reference[name].keys()) for name in COMPARISONS}}

@@ -133,4 +133,5 @@ def audit_failed_runs(context: RunFailureSensorContext, warehouse: WarehouseReso
     end = tags.get(RANGE_END_TAG) or start
     failed_steps = [e.step_key for e in context.get_step_failure_events()]
     error = context.failure_event.message or "run failed"
+    warehouse.migrate()  # the row's columns are the migrations' (a run may fail before any load migrated)
     audit.record_failed_run(warehouse.connect, run.run_id, failed_steps or ["(run)"], start, end, error)

@@ -64,10 +64,12 @@ def stack(state_root: Path):
     try:
         yield stack, values
     finally:
-        _close_spark_connect_session()
-        stack.down()
-        os.environ.clear()
-        os.environ.update(saved)
+        try:
+            _close_spark_connect_session()
+        finally:
+            stack.down()
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def _close_spark_connect_session() -> None:
