@@ -1,4 +1,5 @@
-"""Unit tests of the pure parts of the executor COPY path (the path itself runs in every load test)."""
+"""Unit tests of the pure parts of the executor COPY path (the path itself runs in every load test), and the
+client path for small loads against it."""
 
 from __future__ import annotations
 
@@ -68,3 +69,53 @@ def test_a_retried_task_replaces_its_partition_instead_of_duplicating_it(setting
     finally:
         with pg.cursor() as cur:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(sql.Identifier(*table), sql.Identifier(*ledger)))
+
+
+def test_a_small_load_copied_through_the_client_stages_what_the_executors_stage(settings_env, pg, spark):
+    """The two COPY paths, fed the same frame (NULLs, empty strings, quotes, commas, newlines, arrays,
+    timestamps, decimals), leave the same rows: only where the lines travel differs."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    import psycopg2
+    from psycopg2 import sql
+
+    from dvd_platform.resources.warehouse import WarehouseResource
+    from dvd_platform.warehouse.copy_in import copy_dataframe, copy_from_client
+
+    WarehouseResource(dsn=settings_env["DVD_PG_DSN"]).migrate()  # creates the dw_stage schema
+    rows = [(1, "plain", ["a", "b"], datetime(2022, 2, 14, 10, 0, 1, 123456, tzinfo=timezone.utc), Decimal("2.99")),
+            (2, None, None, None, None),
+            (3, "", [], datetime(2022, 2, 14, tzinfo=timezone.utc), Decimal("0.00")),
+            (4, 'say "hi", then\nleave', ['x "y"', "c,d", "back\\slash"], None, Decimal("-1.50"))]
+    df = spark.createDataFrame(rows, "id int, name string, tags array<string>, at timestamp, amount decimal(7,2)")
+    columns = ["id", "name", "tags", "at", "amount"]
+    names = {"executors": ("dw_stage", "copy_paths_executors"), "client": ("dw_stage", "copy_paths_client")}
+    ledger = ("dw_stage", "copy_paths_ledger")
+    tables = [sql.Identifier(*t) for t in (*names.values(), ledger)]
+    with pg.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(*tables))
+        for table in names.values():
+            cur.execute(sql.SQL("CREATE TABLE {} (id int, name text, tags text[], at timestamptz, amount numeric(7,2), "
+                                "_part int NOT NULL)").format(sql.Identifier(*table)))
+        cur.execute(sql.SQL("CREATE TABLE {} (part int PRIMARY KEY, attempts int NOT NULL DEFAULT 1)")
+                    .format(sql.Identifier(*ledger)))
+    try:
+        assert copy_dataframe(df, columns, settings_env["DVD_PG_DSN"], names["executors"], ledger) == 4
+        conn = psycopg2.connect(settings_env["DVD_PG_DSN"], options="-c timezone=UTC")
+        try:
+            assert copy_from_client(df, columns, conn, names["client"]) == 4
+            conn.commit()
+        finally:
+            conn.close()
+        staged = {}
+        with pg.cursor() as cur:
+            for path, table in names.items():
+                cur.execute(sql.SQL("SELECT id, name, tags, at, amount FROM {} ORDER BY id").format(sql.Identifier(*table)))
+                staged[path] = cur.fetchall()
+        assert staged["client"] == staged["executors"]
+        assert [r[1] for r in staged["client"]] == ["plain", None, "", 'say "hi", then\nleave']
+        assert staged["client"][3][2] == ['x "y"', "c,d", "back\\slash"]
+    finally:
+        with pg.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(*tables))

@@ -134,7 +134,8 @@ def _stage_tables(pg, asset: str) -> set[str]:
 
 def test_sigkill_during_the_copy_into_the_stage_keeps_the_warehouse(sample_loaded, pg, run_env, settings_env,
                                                                    run_range):
-    """Lock the load's stage table as soon as it exists: the executors' COPY waits on it; kill then."""
+    """Lock the load's stage table as soon as it exists: the COPY waits on it; kill then. (A day's few payments
+    come through the client's COPY, copy_from_client; the executors' path is the same statement per task.)"""
     day = "2022-07-06"
     before = checksums(pg)
     existing = _stage_tables(pg, "fact_payment")

@@ -182,7 +182,7 @@ def fact_rental(context: AssetExecutionContext, rental, inventory, lake: LakeRes
     inventory item's store (as of the rental's day). Loading a rental completes its late-arriving payments."""
     per_day = _staged_per_day(lake, "rental", context)
     rows = T.rental_rows(rental, inventory) if any(per_day.values()) else None  # no rentals: no Spark job
-    yield Output(WarehouseLoad(rows, _quarantined(lake, "rental", context)))
+    yield Output(WarehouseLoad(rows, _quarantined(lake, "rental", context), expected_rows=sum(per_day.values())))
     yield from _per_day(context, fact_checks(warehouse, "fact_rental", _window(context), per_day,
                                              thresholds=check_thresholds))
     yield from report_fixups(warehouse, "fact_rental")
@@ -200,7 +200,7 @@ def fact_payment(context: AssetExecutionContext, payment, lake: LakeResource,
         stats = payment.groupBy("dt").agg(F.sum("amount").alias("amount")).collect()
         amounts = {r["dt"]: r["amount"] if r["amount"] is not None else Decimal(0) for r in stats}
         rows = T.payment_rows(payment)
-    yield Output(WarehouseLoad(rows, _quarantined(lake, "payment", context)))
+    yield Output(WarehouseLoad(rows, _quarantined(lake, "payment", context), expected_rows=sum(per_day.values())))
     yield from _per_day(context, fact_checks(warehouse, "fact_payment", _window(context), per_day, amounts,
                                              thresholds=check_thresholds))
 

@@ -28,6 +28,7 @@ class WarehouseLoad:
     rows_quarantined: int | None = None
     inputs: str | None = None  # a type-1 load's input fingerprint, recorded in dw_audit.load_log
     skip: bool = False  # the inputs are those of the last successful load: log it, change nothing
+    expected_rows: int | None = None  # staged rows the load reads (footers): a small load skips the executors
 
 
 def _cols(spec: str) -> tuple[tuple[str, str], ...]:
@@ -77,7 +78,8 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
             self.warehouse.record_skip(asset, window, context.run_id, obj.inputs)
             context.add_output_metadata({"table": f"dw.{asset}", "skipped": "inputs unchanged since its last load"})
             return
-        result = self.warehouse.load(asset, spec, obj.df, window, context.run_id, obj.rows_quarantined, obj.inputs)
+        result = self.warehouse.load(asset, spec, obj.df, window, context.run_id, obj.rows_quarantined, obj.inputs,
+                                     obj.expected_rows)
         context.add_output_metadata({
             "table": f"dw.{asset}",
             "rows_staged": result.rows_staged,

@@ -104,9 +104,10 @@ class WarehouseResource(ConfigurableResource):
         return applied
 
     def load(self, asset: str, spec: LoadSpec, df, window: Window, run_id: str,
-             rows_quarantined: int | None = None, inputs: str | None = None) -> LoadResult:
+             rows_quarantined: int | None = None, inputs: str | None = None,
+             expected_rows: int | None = None) -> LoadResult:
         """Load ``df`` into ``asset``'s tables for ``window`` (``loader.load``)."""
-        return loader.load(self, asset, spec, df, window, run_id, rows_quarantined, inputs)
+        return loader.load(self, asset, spec, df, window, run_id, rows_quarantined, inputs, expected_rows)
 
     def last_inputs(self, asset: str) -> str | None:
         """The input fingerprint of ``asset``'s last successful load (``loader.last_inputs``)."""

@@ -30,7 +30,7 @@ from psycopg2.extensions import ISOLATION_LEVEL_SERIALIZABLE
 
 from dvd_platform.package_files import SQL_DIR
 from dvd_platform.warehouse import audit, locks
-from dvd_platform.warehouse.copy_in import copy_dataframe
+from dvd_platform.warehouse.copy_in import CLIENT_COPY_MAX_ROWS, copy_dataframe, copy_from_client
 from dvd_platform.warehouse.errors import WarehouseLoadError
 from dvd_platform.warehouse.locks import READS_FACT_PAYMENT, Lock
 from dvd_platform.warehouse.replace import Replace, has_whole_month, month_swapper, statement_runner
@@ -91,7 +91,8 @@ def load_sql(asset: str) -> sql.SQL:
 
 
 def load(warehouse: WarehouseResource, asset: str, spec: LoadSpec, df, window: Window, run_id: str,
-         rows_quarantined: int | None = None, inputs: str | None = None) -> LoadResult:
+         rows_quarantined: int | None = None, inputs: str | None = None, expected_rows: int | None = None
+         ) -> LoadResult:
     """Stage ``df`` with COPY and apply ``sql/load/<asset>.sql`` for ``window`` in one transaction.
 
     With ``spec.swap_whole_months``, the SQL runs once per piece of the window cut at month
@@ -102,7 +103,7 @@ def load(warehouse: WarehouseResource, asset: str, spec: LoadSpec, df, window: W
     stage = Stage.new(asset)
     conn = warehouse.connect()
     try:
-        rows_copied = _stage(conn, warehouse.dsn, stage, spec, df)
+        rows_copied = _stage(conn, warehouse.dsn, stage, spec, df, expected_rows)
         with conn.cursor() as cur:
             rows_staged = _validate(cur, stage, spec, window, asset, rows_copied)
             _ensure_partitions(cur, spec, window)
@@ -179,16 +180,22 @@ def _seconds_since(started: datetime) -> float:
     return (datetime.now(timezone.utc) - started).total_seconds()
 
 
-def _stage(conn, dsn: str, stage: Stage, spec: LoadSpec, df) -> int:
+def _stage(conn, dsn: str, stage: Stage, spec: LoadSpec, df, expected_rows: int | None) -> int:
     """Create the stage (committed, so the executors see it) and COPY ``df`` into it; the rows copied.
-    ``df`` None stages no rows (and runs no Spark job)."""
+    ``df`` None stages no rows (and runs no Spark job). With ``expected_rows`` (the staged rows the load
+    reads, from the footers) at most ``CLIENT_COPY_MAX_ROWS``, the rows come through this process
+    (``copy_from_client``); otherwise, or unknown, the executors stream them."""
     with conn.cursor() as cur:
         stage.create(cur, spec.stage_columns)
     conn.commit()
     if df is None:
         return 0
-    return copy_dataframe(df, [c for c, _ in spec.stage_columns], dsn, (STAGE_SCHEMA, stage.name),
-                          (STAGE_SCHEMA, stage.ledger_name))
+    columns = [c for c, _ in spec.stage_columns]
+    if expected_rows is not None and expected_rows <= CLIENT_COPY_MAX_ROWS:
+        rows = copy_from_client(df, columns, conn, (STAGE_SCHEMA, stage.name))
+        conn.commit()
+        return rows
+    return copy_dataframe(df, columns, dsn, (STAGE_SCHEMA, stage.name), (STAGE_SCHEMA, stage.ledger_name))
 
 
 def _validate(cur, stage: Stage, spec: LoadSpec, window: Window, asset: str, rows_copied: int) -> int:
