@@ -198,13 +198,30 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Fail early on a bad DVD_TEST_SAMPLE (e.g. pagila forced where it is not on disk)."""
+    """Fail early on a bad DVD_TEST_SAMPLE (e.g. pagila forced where it is not on disk); give each test
+    its ``xdist_group`` (see :func:`xdist_group`)."""
     from dvd_platform_tests.sample import sample_kind
 
     try:
         sample_kind()
     except (ValueError, FileNotFoundError) as exc:
         raise pytest.UsageError(str(exc)) from exc
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item.module.__name__, item.fixturenames)))
+
+
+#: The fixture every use of the session sample goes through (``truth``, ``sample_landing``, ``sample_loaded``).
+SAMPLE_FIXTURE = "sample_dir"
+SAMPLE_GROUP = "session-sample"
+
+
+def xdist_group(module: str, fixtures: list[str]) -> str:
+    """Where ``make test`` (pytest-xdist, ``--dist loadgroup``) runs a test: every test that uses the
+    session sample on one worker, so the sample is generated, seeded and loaded (the suite's longest
+    fixture, minutes) once; the other tests of a module together, on whichever worker is free (they
+    share module fixtures). Tests on different workers share nothing: each worker starts its own
+    session stack when a test of its needs one."""
+    return SAMPLE_GROUP if SAMPLE_FIXTURE in fixtures else module
 
 
 _skipped: list[str] = []

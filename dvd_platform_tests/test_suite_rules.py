@@ -11,25 +11,37 @@ import pytest
 
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform_tests import sample
+from dvd_platform_tests.conftest import SAMPLE_FIXTURE, SAMPLE_GROUP, xdist_group
 
 
-def _pytest(test_dir: Path, ci: str | None) -> subprocess.CompletedProcess:
+def _make_test_options() -> tuple[str, ...]:
+    """The pytest options of the Makefile's ``test`` target (the README's test command)."""
+    recipe = (PROJECT_ROOT / "Makefile").read_text().split("\ntest:", 1)[1].splitlines()[1]
+    return tuple(recipe.split("pytest", 1)[1].split())
+
+
+MAKE_TEST_OPTIONS = _make_test_options()
+
+
+def _pytest(test_dir: Path, ci: str | None, *options: str) -> subprocess.CompletedProcess:
     """Run pytest on ``test_dir`` with this suite's conftest loaded as a plugin."""
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     if ci is not None:
         env["CI"] = ci
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "dvd_platform_tests.conftest", "-p", "no:cacheprovider",
-                           "--rootdir", str(test_dir), str(test_dir)],
+                           "--rootdir", str(test_dir), *options, str(test_dir)],
                           cwd=test_dir, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_a_skipped_test_fails_the_run_under_ci(tmp_path):
+@pytest.mark.parametrize("options", [(), MAKE_TEST_OPTIONS], ids=["serial", "make-test-workers"])
+def test_a_skipped_test_fails_the_run_under_ci(tmp_path, options):
+    """Also with ``make test``'s workers: a skip reported by a worker must fail the controller's run."""
     (tmp_path / "test_one.py").write_text(
         "import pytest\n\ndef test_runs():\n    pass\n\ndef test_skips():\n    pytest.skip('no data here')\n")
-    quiet = _pytest(tmp_path, None)
+    quiet = _pytest(tmp_path, None, *options)
     assert quiet.returncode == 0, quiet.stdout
-    ci = _pytest(tmp_path, "true")
+    ci = _pytest(tmp_path, "true", *options)
     assert ci.returncode == 1, ci.stdout
     assert "skipped outside ALLOWED_SKIPS" in ci.stdout and "test_one.py::test_skips" in ci.stdout
 
@@ -71,3 +83,25 @@ def test_the_generated_sample_folder_is_the_generators_rows_in_pagilas_layout(tm
         body = [line for day in wanted for line in drop_path(tmp_path / "drops", table, day).read_text().splitlines()[1:]]
         assert lines[0] == ",".join(TABLES[table].columns) and lines[1:] == body and body
     assert FolderSource(folder).day_range() == (days[0], days[-1])
+
+
+def test_the_tests_of_the_session_sample_share_one_worker_and_the_others_go_by_module(tmp_path):
+    """``make test`` runs two workers: the sample (minutes to load) must be loaded by one of them only."""
+    assert "--dist" in MAKE_TEST_OPTIONS and "loadgroup" in MAKE_TEST_OPTIONS
+    assert xdist_group("test_b", ["tmp_path"]) == "test_b"
+    assert xdist_group("test_a", ["truth", SAMPLE_FIXTURE]) == SAMPLE_GROUP
+    # Through pytest's own collection (the conftest's hook marks each item; fixtures as pytest resolves
+    # them, so a test that needs the sample only through another fixture is in its group too).
+    (tmp_path / "conftest.py").write_text(
+        f"import pytest\n\n@pytest.fixture\ndef {SAMPLE_FIXTURE}():\n    return None\n\n"
+        f"@pytest.fixture\ndef figures({SAMPLE_FIXTURE}):\n    return None\n\n"
+        "def pytest_collection_finish(session):\n"
+        "    for item in session.items:\n"
+        "        print('GROUP', item.nodeid, item.get_closest_marker('xdist_group').args[0])\n")
+    (tmp_path / "test_a.py").write_text(f"def test_one({SAMPLE_FIXTURE}):\n    pass\n\n"
+                                        "def test_two(figures):\n    pass\n\ndef test_three():\n    pass\n")
+    (tmp_path / "test_b.py").write_text("def test_four():\n    pass\n")
+    out = _pytest(tmp_path, None, "--collect-only", "-q", "-s", "-n", "0").stdout
+    groups = dict(line.split()[1:] for line in out.splitlines() if line.startswith("GROUP"))
+    assert groups == {"test_a.py::test_one": SAMPLE_GROUP, "test_a.py::test_two": SAMPLE_GROUP,
+                      "test_a.py::test_three": "test_a", "test_b.py::test_four": "test_b"}, out
