@@ -197,6 +197,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"dvd_platform sample: {sample_kind()} (DVD_TEST_SAMPLE=auto|pagila|generated)"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Fail early on a bad DVD_TEST_SAMPLE (e.g. pagila forced where it is not on disk); give each test
     its ``xdist_group`` (see :func:`xdist_group`)."""

@@ -86,22 +86,32 @@ def test_the_generated_sample_folder_is_the_generators_rows_in_pagilas_layout(tm
 
 
 def test_the_tests_of_the_session_sample_share_one_worker_and_the_others_go_by_module(tmp_path):
-    """``make test`` runs two workers: the sample (minutes to load) must be loaded by one of them only."""
-    assert "--dist" in MAKE_TEST_OPTIONS and "loadgroup" in MAKE_TEST_OPTIONS
+    """``make test`` runs two workers: the sample (minutes to load) must be loaded by one of them only.
+
+    A suite shaped like ours, run with the Makefile's options: its session-scoped ``sample_dir`` records
+    each worker that builds it, and every test records where it ran."""
     assert xdist_group("test_b", ["tmp_path"]) == "test_b"
     assert xdist_group("test_a", ["truth", SAMPLE_FIXTURE]) == SAMPLE_GROUP
-    # Through pytest's own collection (the conftest's hook marks each item; fixtures as pytest resolves
-    # them, so a test that needs the sample only through another fixture is in its group too).
     (tmp_path / "conftest.py").write_text(
-        f"import pytest\n\n@pytest.fixture\ndef {SAMPLE_FIXTURE}():\n    return None\n\n"
+        "import os\nimport pytest\n\n"
+        "def _note(kind, name):\n"
+        "    with open(os.path.join(os.path.dirname(__file__), 'ran.txt'), 'a') as f:\n"
+        "        f.write(f\"{kind} {name} {os.environ.get('PYTEST_XDIST_WORKER', 'main')}\\n\")\n\n"
+        f"@pytest.fixture(scope='session')\ndef {SAMPLE_FIXTURE}():\n    _note('built', 'sample')\n\n"
         f"@pytest.fixture\ndef figures({SAMPLE_FIXTURE}):\n    return None\n\n"
-        "def pytest_collection_finish(session):\n"
-        "    for item in session.items:\n"
-        "        print('GROUP', item.nodeid, item.get_closest_marker('xdist_group').args[0])\n")
-    (tmp_path / "test_a.py").write_text(f"def test_one({SAMPLE_FIXTURE}):\n    pass\n\n"
-                                        "def test_two(figures):\n    pass\n\ndef test_three():\n    pass\n")
-    (tmp_path / "test_b.py").write_text("def test_four():\n    pass\n")
-    out = _pytest(tmp_path, None, "--collect-only", "-q", "-s", "-n", "0").stdout
-    groups = dict(line.split()[1:] for line in out.splitlines() if line.startswith("GROUP"))
-    assert groups == {"test_a.py::test_one": SAMPLE_GROUP, "test_a.py::test_two": SAMPLE_GROUP,
-                      "test_a.py::test_three": "test_a", "test_b.py::test_four": "test_b"}, out
+        "@pytest.fixture(autouse=True)\ndef where(request):\n    _note('ran', request.node.name)\n")
+    # Sample tests in two modules (one through another fixture), and enough others for both workers.
+    modules = {"test_a": ["sample_dir", "figures", "", ""], "test_b": ["", "", "sample_dir", ""],
+               "test_c": ["", "", "", ""], "test_d": ["", "", "", ""]}
+    for module, fixtures in modules.items():
+        (tmp_path / f"{module}.py").write_text("".join(
+            f"def test_{module}_{i}({fixture}):\n    pass\n\n" for i, fixture in enumerate(fixtures)))
+    done = _pytest(tmp_path, None, *MAKE_TEST_OPTIONS)
+    assert done.returncode == 0, done.stdout
+    notes = [line.split() for line in (tmp_path / "ran.txt").read_text().splitlines()]
+    built = [worker for kind, _, worker in notes if kind == "built"]
+    assert len(built) == 1, notes  # one worker built the sample
+    built_on = built[0]
+    ran = {name: worker for kind, name, worker in notes if kind == "ran"}
+    assert {ran[t] for t in ("test_test_a_0", "test_test_a_1", "test_test_b_2")} == {built_on}
+    assert len({ran[f"test_test_c_{i}"] for i in range(4)}) == 1 and len(set(ran.values())) == 2, ran
