@@ -11,7 +11,7 @@ import pytest
 
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform_tests import sample
-from dvd_platform_tests.conftest import SAMPLE_FIXTURE, SAMPLE_GROUP, xdist_group
+from dvd_platform_tests.conftest import SAMPLE_FIXTURE, SAMPLE_GROUP, plain_nodeid, xdist_group
 
 
 def _make_test_options() -> tuple[str, ...]:
@@ -31,7 +31,7 @@ def _pytest(test_dir: Path, ci: str | None, *options: str) -> subprocess.Complet
         env["CI"] = ci
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "dvd_platform_tests.conftest", "-p", "no:cacheprovider",
                            "--rootdir", str(test_dir), *options, str(test_dir)],
-                          cwd=test_dir, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=test_dir, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("options", [(), MAKE_TEST_OPTIONS], ids=["serial", "make-test-workers"])
@@ -44,6 +44,35 @@ def test_a_skipped_test_fails_the_run_under_ci(tmp_path, options):
     ci = _pytest(tmp_path, "true", *options)
     assert ci.returncode == 1, ci.stdout
     assert "skipped outside ALLOWED_SKIPS" in ci.stdout and "test_one.py::test_skips" in ci.stdout
+
+
+def test_an_allowed_skip_does_not_fail_the_run_under_ci_also_with_workers(tmp_path):
+    """Under the workers a test's id carries its ``@group``: ALLOWED_SKIPS still names tests by their plain id."""
+    (tmp_path / "conftest.py").write_text(
+        "from dvd_platform_tests import conftest\n\n"
+        "conftest.ALLOWED_SKIPS['test_one.py::test_skips'] = 'no data here, by design'\n")
+    (tmp_path / "test_one.py").write_text("import pytest\n\ndef test_skips():\n    pytest.skip('no data here')\n")
+    for options in [(), MAKE_TEST_OPTIONS]:
+        ci = _pytest(tmp_path, "true", *options)
+        assert ci.returncode == 0 and "1 skipped" in ci.stdout, ci.stdout
+    assert plain_nodeid("a.py::t[x@y]@grp") == "a.py::t[x@y]" and plain_nodeid("a.py::t[x@y]") == "a.py::t[x@y]"
+
+
+def test_the_session_stack_takes_no_setting_from_the_shell(tmp_path):
+    """A shell that sourced `.dvd/stack.env` must not point the suite (both workers) at its lake or DAGSTER_HOME."""
+    outside = tmp_path / "outside"
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_env.py").write_text(
+        "def test_env(settings_env):\n"
+        f"    assert not any(v.startswith({str(outside)!r}) for v in settings_env.values()), settings_env\n")
+    env_from_shell = {"DVD_LAKE_ROOT": outside / "lake", "DVD_STAGING_DIR": outside / "staging",
+                      "DAGSTER_HOME": outside / "dagster_home", "DVD_STATE_DIR": outside}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "dvd_platform_tests.conftest", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path / "suite"), str(tmp_path / "suite")], cwd=tmp_path / "suite",
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **{k: str(v) for k, v in env_from_shell.items()}},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert not outside.exists()
 
 
 def test_the_sample_is_pagila_where_it_exists_else_generated(tmp_path, monkeypatch):
