@@ -137,6 +137,11 @@ def page(dagster_ui: str):
         try:
             context = browser.new_context(base_url=dagster_ui, viewport={"width": 1400, "height": 900})
             context.set_default_timeout(60_000)
+            # Assertions too (Playwright's expect waits 5 s by default): beside the other xdist worker the
+            # UI can take longer to draw (a fresh-clone run of f295793 missed a group button by that).
+            from playwright.sync_api import expect
+
+            expect.set_options(timeout=60_000)
             yield context.new_page()
         finally:
             browser.close()
