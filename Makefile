@@ -18,7 +18,7 @@ install: $(BIN)/.installed
 up: install
 	$(BIN)/dvd-platform up
 
-# Two workers (pytest-xdist): the tests of the session sample on one, whole modules on whichever is free
+# Two workers (pytest-xdist): the tests of the session sample on one, the others by module on whichever is free
 # (dvd_platform_tests/conftest.py, xdist_group); much of the suite waits on servers and daemons.
 test: install
 	$(BIN)/pytest -n 2 --dist loadgroup

@@ -234,8 +234,8 @@ _skipped: list[str] = []
 
 def plain_nodeid(nodeid: str) -> str:
     """The test's id without the ``@group`` that ``--dist loadgroup`` appends (a parameter may hold '@')."""
-    head, at, _ = nodeid.rpartition("@")
-    return head if at and nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") else nodeid
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -23,9 +23,10 @@ def _make_test_options() -> tuple[str, ...]:
 MAKE_TEST_OPTIONS = _make_test_options()
 
 
-def _pytest(test_dir: Path, ci: str | None, *options: str) -> subprocess.CompletedProcess:
-    """Run pytest on ``test_dir`` with this suite's conftest loaded as a plugin."""
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
+def _pytest(test_dir: Path, ci: str | None, *options: str, shell: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
+    """Run pytest on ``test_dir`` with this suite's conftest loaded as a plugin (``shell``: more variables)."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | (shell or {})
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     if ci is not None:
         env["CI"] = ci
@@ -67,10 +68,7 @@ def test_the_session_stack_takes_no_setting_from_the_shell(tmp_path):
         f"    assert not any(v.startswith({str(outside)!r}) for v in settings_env.values()), settings_env\n")
     env_from_shell = {"DVD_LAKE_ROOT": outside / "lake", "DVD_STAGING_DIR": outside / "staging",
                       "DAGSTER_HOME": outside / "dagster_home", "DVD_STATE_DIR": outside}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "dvd_platform_tests.conftest", "-p", "no:cacheprovider",
-                           "--rootdir", str(tmp_path / "suite"), str(tmp_path / "suite")], cwd=tmp_path / "suite",
-                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **{k: str(v) for k, v in env_from_shell.items()}},
-                          capture_output=True, text=True, timeout=300)
+    done = _pytest(tmp_path / "suite", None, shell={k: str(v) for k, v in env_from_shell.items()})
     assert done.returncode == 0, done.stdout[-3000:]
     assert not outside.exists()
 
