@@ -57,6 +57,9 @@ ENV_VARS: dict[str, str] = {
     "DVD_PARTITIONS_START": "First day of the daily partitions (default 2022-01-01).",
     "DVD_STATE_DIR": "Where the local stack keeps its state (default .dvd in the project).",
     "DAGSTER_HOME": "Dagster instance directory (local default .dvd/dagster_home).",
+    "DAGSTER_EVENT_BATCH_SIZE": "Read by Dagster: above 0, it stores a run's planned events and a range step's "
+                                "per-partition materializations in batches of up to this many (`stack up` writes "
+                                "1000, the production image sets it; unset: one at a time).",
     "DVD_DEBUG": "1 makes `dvd-platform` print an error's traceback, not only its one line.",
 }
 

@@ -17,8 +17,17 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     DagsterInstance,
+    DailyPartitionsDefinition,
 )
-from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+from dagster._core.events import (
+    AssetMaterializationPlannedData,
+    DagsterEvent,
+    DagsterEventBatchMetadata,
+    DagsterEventType,
+    StepMaterializationData,
+    generate_event_batch_id,
+)
 from dagster._core.events.log import EventLogEntry
 
 from dvd_platform.event_log_storage import PooledSqliteEventLogStorage
@@ -97,3 +106,73 @@ def test_wipe_closes_connections_before_removing_the_files(home):
         assert not list((home / "history" / "runs").glob(f"{RUN_ID}.db"))
         instance.handle_new_event(_materialization("2022-02-03"))  # a new file, not the deleted one
         assert [r.partition_key for r in instance.fetch_materializations(ASSET, limit=10).records] == ["2022-02-03"]
+
+
+def _planned(asset: AssetKey, day: str) -> EventLogEntry:
+    data = AssetMaterializationPlannedData(asset, partition=day)
+    return _entry(DagsterEvent.build_asset_materialization_planned_event("__ASSET_JOB", "step", data))
+
+
+def _check_planned(days: list[str]) -> EventLogEntry:
+    subset = DailyPartitionsDefinition("2022-01-01").empty_subset().with_partition_keys(days).to_serializable_subset()
+    data = AssetCheckEvaluationPlanned(asset_key=ASSET, check_name="primary_key", partitions_subset=subset)
+    return _entry(DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "__ASSET_JOB",
+                               event_specific_data=data))
+
+
+def _tagged_materialization(asset: AssetKey, day: str) -> EventLogEntry:
+    materialization = AssetMaterialization(asset, partition=day, metadata={"rows_in": 3},
+                                           tags={"dagster/data_version": f"v-{day}"})
+    return _entry(DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, "__ASSET_JOB",
+                               event_specific_data=StepMaterializationData(materialization)))
+
+
+def _store_batches(home: Path, batches: list[list[EventLogEntry]]) -> None:
+    with DagsterInstance.get() as instance:
+        for batch in batches:
+            batch_id = generate_event_batch_id()
+            for n, event in enumerate(batch):
+                instance.handle_new_event(event, batch_metadata=DagsterEventBatchMetadata(batch_id, n == len(batch) - 1))
+
+
+def _tables(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table but the schema's own bookkeeping, without the columns the database fills
+    with its clock (``create_timestamp``, ``update_timestamp``)."""
+    with sqlite3.connect(db) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                 if r[0] not in ("alembic_version", "secondary_indexes", "kvs", "sqlite_sequence")]
+        tables = {}
+        for name in names:
+            columns = [f'"{r[1]}"' for r in conn.execute(f"PRAGMA table_info({name})")
+                       if r[1] not in ("create_timestamp", "update_timestamp")]
+            tables[name] = conn.execute(f"SELECT {', '.join(columns)} FROM {name} ORDER BY 1").fetchall()
+        return tables
+
+
+def test_a_batch_is_stored_as_dagster_stores_its_events_one_by_one(tmp_path, monkeypatch):
+    """What the batch path writes (a range run's planned events, then a range step's materializations) is
+    row for row what Dagster's own storage writes storing the same events one at a time."""
+    days = [f"2022-02-{d:02d}" for d in range(1, 8)]
+    other = AssetKey("stg_rental")
+    batches = [[_planned(a, d) for a in (ASSET, other) for d in days] + [_check_planned(days)],
+               [_tagged_materialization(ASSET, d) for d in days],
+               [_tagged_materialization(other, d) for d in days[:3]]]
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    written = {}
+    for kind, config in (("pooled", (PROJECT_ROOT / "dagster.yaml").read_text()), ("dagster", "")):
+        home = tmp_path / kind
+        home.mkdir()
+        (home / "dagster.yaml").write_text(config + "\ntelemetry:\n  enabled: false\n")
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        calls = mock.patch.object(PooledSqliteEventLogStorage, "store_event", autospec=True,
+                                  side_effect=PooledSqliteEventLogStorage.store_event)
+        with calls as one_by_one:
+            _store_batches(home, batches)
+        if kind == "pooled":
+            assert one_by_one.call_count == 0, "the pooled storage stored a batch one event at a time"
+        runs = home / "history" / "runs"
+        written[kind] = {"index": _tables(runs / "index.db"), "run": _tables(runs / f"{RUN_ID}.db")}
+    assert written["pooled"]["run"]["event_logs"], "nothing was stored"
+    for db in ("index", "run"):
+        for table, rows in written["dagster"][db].items():
+            assert written["pooled"][db][table] == rows, f"{db}.{table} differs"

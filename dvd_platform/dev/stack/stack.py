@@ -22,6 +22,9 @@ from dvd_platform.dev.stack.spark_connect import ConnectServer
 
 __all__ = ["Stack", "StackError"]
 
+#: Events per batch Dagster stores at once (see DAGSTER_EVENT_BATCH_SIZE in settings.ENV_VARS).
+EVENT_BATCH_SIZE = "1000"
+
 
 def _check_postgres(dsn: str) -> None:
     try:
@@ -94,6 +97,9 @@ class Stack:
             "DVD_LAKE_ROOT": environ.get("DVD_LAKE_ROOT", str(self.state_dir / "lake")),
             "DVD_STAGING_DIR": environ.get("DVD_STAGING_DIR", str(self.state_dir / "staging")),
             "DAGSTER_HOME": environ.get("DAGSTER_HOME", str(self.dagster_home)),
+            # Dagster then stores a run's planned events and a range step's materializations in batches
+            # (dvd_platform/event_log_storage.py): a whole-pagila run plans 7,889 before its first step.
+            "DAGSTER_EVENT_BATCH_SIZE": environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE),
             "DVD_SPARK_MASTER": environ.get("DVD_SPARK_MASTER", "local[2]"),
             "DVD_SPARK_DRIVER_MEMORY": environ.get("DVD_SPARK_DRIVER_MEMORY", "2g"),
             "DVD_SPARK_SHUFFLE_PARTITIONS": environ.get("DVD_SPARK_SHUFFLE_PARTITIONS", "4"),
