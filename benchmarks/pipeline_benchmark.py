@@ -43,7 +43,9 @@ Sections (all but ``range`` skippable with ``--skip``):
     On a fresh stack with a Spark Connect server, as ``make up`` leaves it: `dg dev` (webserver,
     daemon, code server) catches up with the seeded drops by itself, then one day at a time is
     launched over GraphQL as the UI launches it, timed from the launch to the run's success
-    (``warm_launch.py``). Not profiled step by step: the runs' events are Dagster's own. Always
+    (``warm_launch.py``): the last day, a middle day (a re-run before the latest), the last day
+    again, and twice the busiest day (the most rentals and payments both: pagila's last and
+    middle days each load one fact only). Not profiled step by step: the runs' events are Dagster's own. Always
     Spark Connect (what ``make up`` uses) and the whole ``daily_pipeline`` job: ``--spark`` and
     ``--select`` do not apply to it. It adds a stack, a seed and the daemon's catch-up (for pagila,
     one range run) to the benchmark; ``--skip warm`` leaves it out.
@@ -80,7 +82,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from common import host_info, load_average, log, open_instance, write_results
-from warm_launch import warm_launches
+from warm_launch import BUSIEST, warm_launches
 from scale_benchmark import BenchStack, run_measured, tail, versions
 from sql_reference import (ReferenceAssumptionError, compare_warehouses, drop_database, reference_dsn,
                            run_reference)
@@ -377,7 +379,8 @@ def warm_stack(base: Path, source, days: int | None) -> dict:
     with BenchStack(base / "stack-warm", stack_options={"spark_connect": True}) as bench:
         selected, rows = seed_bench(bench, source, days)
         last, middle = selected[-1].isoformat(), selected[len(selected) // 2].isoformat()
-        result = warm_launches(bench.env(), work, [last, middle, last])
+        result = warm_launches(bench.env(), work, [last, middle, last, BUSIEST, BUSIEST],
+                               seeded=[d.isoformat() for d in selected])
     return {"days": len(selected), "first_day": selected[0].isoformat(), "last_day": selected[-1].isoformat(),
             "seeded_rows": rows, **result}
 

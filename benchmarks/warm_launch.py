@@ -122,8 +122,26 @@ class DagsterDev:
         raise TimeoutError(f"run {run_id} of {day} not done after {timeout:.0f} s")
 
 
-def warm_launches(env: dict[str, str], work: Path, days: list[str], settle: float = 45.0) -> dict:
-    """Start `dg dev`, let the daemon catch up with the seeded drops, then launch each of ``days`` in turn."""
+#: In ``warm_launches``' days: the seeded day with the most rentals and payments both, found after the catch-up.
+BUSIEST = "busiest"
+
+
+def busiest_day(lake_root: str, days: list[str]) -> str:
+    """The day whose smaller of staged rentals and staged payments is largest (read from the snapshots'
+    footers): a day that loads both facts, as most days of a running business do."""
+    from datetime import date
+
+    from dvd_platform.resources.lake import LakeResource
+
+    lake, dates = LakeResource(root=lake_root), [date.fromisoformat(d) for d in days]
+    rentals, payments = (lake.rows_per_day("staged", f"stg_{t}", dates) for t in ("rental", "payment"))
+    return max(dates, key=lambda d: (min(rentals[d], payments[d]), d)).isoformat()
+
+
+def warm_launches(env: dict[str, str], work: Path, days: list[str], seeded: list[str] | None = None,
+                  settle: float = 45.0) -> dict:
+    """Start `dg dev`, let the daemon catch up with the seeded drops, then launch each of ``days`` in turn
+    (``BUSIEST``: the busiest of the ``seeded`` days)."""
     with DagsterDev(env, work / "dg-dev.log") as dev:
         started = time.monotonic()
         location, repository = dev.wait_ready(timeout=600)
@@ -131,6 +149,9 @@ def warm_launches(env: dict[str, str], work: Path, days: list[str], settle: floa
         log(f"warm: dg dev serving after {ready:.1f} s; waiting for the daemon's catch-up runs to finish")
         catch_up = dev.wait_quiet(settle=settle, timeout=3600, after_runs=0)  # the landing sensor's first run
         log(f"warm: quiet after {catch_up:.1f} s")
+        if BUSIEST in days:
+            busiest = busiest_day(env["DVD_LAKE_ROOT"], seeded or [])
+            days = [busiest if d == BUSIEST else d for d in days]
         launches = []
         for day in days:
             launches.append(dev.launch_day(location, repository, day, timeout=1800))

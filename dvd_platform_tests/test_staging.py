@@ -165,12 +165,15 @@ def test_bad_lines_are_quarantined_with_line_and_reason(stack, s3, settings_env,
     assert f"expected {len(TABLES['rental'].columns)} fields, found fewer" in quarantine[3]["reason"]
     assert "inventory_id: cannot parse 'not-a-number' as int" in quarantine[4]["reason"]
     assert all(r["source_object"].startswith("s3://") and "rental" in r["source_object"] for r in quarantine.values())
-    # The UI shows rows / quarantined / path per partition.
+    # The UI shows rows / quarantined / path per partition, and a preview of the staged rows as written.
     record = dagster_instance.fetch_materializations(AssetKey("stg_rental"), limit=1).records[0]
     metadata = record.asset_materialization.metadata
     assert record.partition_key == day.isoformat()
     assert metadata["rows_in"].value == 5 and metadata["rows_out"].value == 2 and metadata["rows_quarantined"].value == 3
     assert "quarantine_path" in metadata and "path" in metadata
+    header, _, *rows = metadata["preview"].value.splitlines()
+    assert header.split(" | ")[:2] == ["| rental_id", "rental_date"] and header.endswith("| dt |")
+    assert sorted(r.split(" | ")[0] for r in rows) == ["| 1001", "| 1004"]
 
 
 def test_field_counts_are_exact_whatever_the_fields_hold(spark, tmp_path):
@@ -223,3 +226,22 @@ def test_missing_file_fails_the_raw_asset_naming_the_key(sample_loaded, s3, sett
     assert lake.day_paths("staged", "stg_rental", [good]) == before  # the good day is untouched
     staged = lake.read_days(spark, "staged", "stg_rental", [good], staged_schema("rental")).collect()
     assert [r["rental_id"] for r in staged] == [2001]
+
+
+def test_the_preview_shows_the_first_written_rows_of_the_window(tmp_path):
+    """Read back from the snapshots, with no Spark job: an empty day is passed over, a day's files are read
+    in turn, at most five rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dvd_platform.io_managers.parquet import NO_ROWS, preview
+
+    empty, full = tmp_path / "dt=2022-03-01", tmp_path / "dt=2022-03-02"
+    empty.mkdir()
+    full.mkdir()
+    pq.write_table(pa.table({"rental_id": [1], "note": ["a|b"]}), full / "part-0.parquet")
+    pq.write_table(pa.table({"rental_id": list(range(2, 9)), "note": [None] * 7}), full / "part-1.parquet")
+    header, rule, *rows = preview([str(empty), str(full)]).splitlines()
+    assert (header, rule) == ("| rental_id | note |", "|---|---|")
+    assert rows == ["| 1 | a\\|b |"] + [f"| {n} |  |" for n in range(2, 6)]
+    assert preview([str(empty)]) == NO_ROWS

@@ -14,7 +14,6 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
-    MetadataValue,
     Output,
     TableColumn,
     TableSchema,
@@ -33,19 +32,6 @@ from dvd_platform.transforms.staging import day_profile, stage_table
 QUARANTINE_ZONE = "quarantine"
 #: What each day's materialization records of its rows.
 ROW_COUNTS = ("rows_in", "rows_out", "rows_quarantined")
-NO_ROWS = "_no rows_"
-
-
-def _preview(df, rows: int = 5) -> str:
-    """A small markdown preview of the staged rows."""
-    sample = df.limit(rows).collect()
-    if not sample:
-        return NO_ROWS
-    columns = df.columns
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in sample:
-        lines.append("| " + " | ".join("" if row[c] is None else str(row[c]).replace("|", "\\|")[:40] for c in columns) + " |")
-    return "\n".join(lines)
 
 
 def _record_days(context: AssetExecutionContext, lake: LakeResource, table: str, days: list[date],
@@ -103,8 +89,7 @@ def build_staged_asset(table: str) -> AssetsDefinition:
                 **{f"range_{k}": v for k, v in totals.items()},
                 "schema": TableSchema(columns=[TableColumn(c.name, c.type) for c in contract.schema]
                                       + [TableColumn("dt", "date")]),
-                "preview": MetadataValue.md(_preview(rows) if result else NO_ROWS),
-            })
+            })  # the IO manager adds a preview of what it wrote
             # The snapshot is written (the IO manager ran on the yield): check what was written.
             snapshots = lake.day_paths("staged", f"stg_{table}", days)
             day_results = run_staged_checks(table, rows, counts, days, lake, snapshots, check_thresholds)

@@ -13,9 +13,12 @@ whether anything changed.)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+import pyarrow.parquet as pq
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
 from dvd_platform.partitions import window_days
 from dvd_platform.resources.lake import LakeResource
@@ -24,6 +27,8 @@ from dvd_platform.resources.spark import SparkResource
 from dvd_platform.transforms.schemas import staged_schema
 
 ZONE = "staged"
+PREVIEW_ROWS = 5
+NO_ROWS = "_no rows_"
 
 
 def staged_table(asset_name: str) -> str:
@@ -39,8 +44,9 @@ class ParquetSnapshotIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj) -> None:
         asset = context.asset_key.path[-1]
         days = window_days(context.asset_partitions_time_window)
-        self.lake.write_days(obj, ZONE, asset, days)
-        context.add_output_metadata({"path": str(self.lake.zone_dir(ZONE, asset)), "days_written": len(days)})
+        written = self.lake.write_days(obj, ZONE, asset, days)
+        context.add_output_metadata({"path": str(self.lake.zone_dir(ZONE, asset)), "days_written": len(days),
+                                     "preview": MetadataValue.md(preview(written.values()))})
 
     def load_input(self, context: InputContext):
         asset = context.asset_key.path[-1]
@@ -50,3 +56,27 @@ class ParquetSnapshotIOManager(ConfigurableIOManager):
         if history == "as_of":
             return read_state(self.lake, self.spark.session, table, before=days[0] - timedelta(1), upto=days[-1])
         return self.lake.read_days(self.spark.session, ZONE, asset, days, staged_schema(table))
+
+
+def preview(snapshots: Iterable[str], rows: int = PREVIEW_ROWS) -> str:
+    """A markdown table of the first rows written (the window's days in order, each day's files in order),
+    read back with pyarrow: no Spark job, where taking them from the DataFrame cost one per staged table."""
+    columns: list[str] = []
+    records: list[dict] = []
+    for snapshot in snapshots:
+        for part in sorted(Path(snapshot).glob("*.parquet")):
+            batch = next(pq.ParquetFile(part).iter_batches(batch_size=rows - len(records)), None)
+            if batch is not None and batch.num_rows:
+                columns = batch.schema.names
+                records += batch.to_pylist()
+            if len(records) == rows:
+                return _markdown(columns, records)
+    return _markdown(columns, records) if records else NO_ROWS
+
+
+def _markdown(columns: list[str], records: list[dict]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for record in records:
+        cells = ("" if record[c] is None else str(record[c]).replace("|", "\\|")[:40] for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -7,6 +7,9 @@ Spark can read in parallel: by default it downloads the objects concurrently
 (streamed to disk, never whole in memory) into a local staging directory keyed
 by md5, so a repeated load downloads nothing; with ``read_mode="s3a"`` it
 hands Spark ``s3a://`` URIs instead (a cluster with hadoop-aws configured).
+A window's references are found with one listing per table, and read from the
+copies kept in the staging directory under their md5 (the raw step keeps each
+one it stores), so a range's staging steps ask for no reference one by one.
 
 Two guards sit here, before anything reaches the filesystem or Spark:
 
@@ -141,6 +144,7 @@ class RawS3IOManager(ConfigurableIOManager):
 
         def put(raw: RawObject) -> None:
             client.put_object(Bucket=self.s3.lake_bucket, Key=ref_key(obj.table, raw.day), Body=ref_body(raw))
+            self._keep_ref(ref_body(raw))  # what the staging steps will read (see _reference)
 
         with ThreadPoolExecutor(self.s3.max_concurrency) as pool:
             list(pool.map(put, changed))
@@ -150,18 +154,10 @@ class RawS3IOManager(ConfigurableIOManager):
         table = raw_table(context.asset_key.path)
         days = window_days(context.asset_partitions_time_window)
         client = self.s3.get_client()
+        listed = listed_days(client, self.s3.lake_bucket, f"raw/{table}", days[0], days[-1])
 
         def fetch(day: date) -> SourceFile | None:
-            try:
-                body = client.get_object(Bucket=self.s3.lake_bucket, Key=ref_key(table, day))["Body"].read()
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                    raise FileNotFoundError(
-                        f"raw_{table} partition {day} is not materialized "
-                        f"(no s3://{self.s3.lake_bucket}/{ref_key(table, day)})"
-                    ) from exc
-                raise
-            raw = validated_raw(RawObject(**json.loads(body)), table, day)
+            raw = validated_raw(self._reference(client, table, day, listed), table, day)
             if raw.key is None:
                 return None
             source = f"s3://{raw.bucket}/{raw.key}"
@@ -171,6 +167,42 @@ class RawS3IOManager(ConfigurableIOManager):
 
         with ThreadPoolExecutor(self.s3.max_concurrency) as pool:
             return [f for f in pool.map(fetch, days) if f is not None]
+
+    def _reference(self, client, table: str, day: date, listed: dict[str, tuple[str, int]]) -> RawObject:
+        """The day's stored reference, as the window's listing shows it: read from the local copy named by
+        its ETag (the md5 of its bytes) when there is one, else fetched and kept there.
+
+        Why: a range run's raw step has just stored the references its staging steps read, a request per
+        table and day (3,195 for pagila); the copy the raw step keeps makes that one listing per table."""
+        key = ref_key(table, day)
+        if key not in listed:
+            raise FileNotFoundError(f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})")
+        cached = self._ref_cache(listed[key][0])
+        if cached is not None and cached.exists():
+            return RawObject(**json.loads(cached.read_bytes()))
+        try:
+            body = client.get_object(Bucket=self.s3.lake_bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise FileNotFoundError(
+                    f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})"
+                ) from exc
+            raise
+        self._keep_ref(body)
+        return RawObject(**json.loads(body))
+
+    def _ref_cache(self, etag: str) -> Path | None:
+        """Where a reference with this ETag is kept locally; None for an ETag that is not an md5 (multipart)."""
+        digest = etag.strip('"')
+        return Path(self.staging_dir) / "_refs" / f"{digest}.json" if MD5_HEX.fullmatch(digest) else None
+
+    def _keep_ref(self, body: bytes) -> None:
+        """Keep a reference's bytes under their md5 (written whole, then renamed: a reader sees all or nothing)."""
+        target = self._ref_cache(s3_etag(body))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        tmp.write_bytes(body)
+        os.replace(tmp, target)
 
     def _download(self, client, raw: RawObject, table: str) -> Path:
         """Download to ``<staging>/<table>/dt=D/<md5>.csv`` unless already there (md5-keyed, so immutable).
