@@ -19,7 +19,10 @@ from dagster import (
     DagsterInstance,
     DailyPartitionsDefinition,
 )
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationPlanned,
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from dagster._core.events import (
     AssetMaterializationPlannedData,
     DagsterEvent,
@@ -173,6 +176,42 @@ def test_a_batch_is_stored_as_dagster_stores_its_events_one_by_one(tmp_path, mon
         runs = home / "history" / "runs"
         written[kind] = {"index": _tables(runs / "index.db"), "run": _tables(runs / f"{RUN_ID}.db")}
     assert written["pooled"]["run"]["event_logs"], "nothing was stored"
+    for db in ("index", "run"):
+        for table, rows in written["dagster"][db].items():
+            assert written["pooled"][db][table] == rows, f"{db}.{table} differs"
+
+
+def _run_evaluation(asset: AssetKey, check: str, day: str | None, passed: bool, target: int | None) -> EventLogEntry:
+    evaluation = AssetCheckEvaluation(
+        asset_key=asset, check_name=check, passed=passed, severity=AssetCheckSeverity.ERROR, partition=day,
+        metadata={"offending_rows": 0 if passed else 2},
+        target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+            storage_id=target, run_id=RUN_ID, timestamp=1.0) if target else None)
+    return _entry(DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, "__ASSET_JOB",
+                               event_specific_data=evaluation))
+
+
+def test_check_evaluations_are_stored_as_dagster_stores_them(tmp_path, monkeypatch):
+    """A run's check evaluations, on a planned row (per day) or without one (no planned event: Dagster inserts
+    the row then), passed or failed, with a partition or without: row for row what Dagster's own storage writes."""
+    days = [f"2022-02-{d:02d}" for d in range(1, 5)]
+    other = AssetKey("stg_rental")
+    events = [_check_planned(days), *[_run_evaluation(ASSET, "primary_key", d, n % 2 == 0, n + 1)
+                                      for n, d in enumerate(days)],
+              _run_evaluation(other, "table_not_empty", None, False, None),
+              _run_evaluation(other, "table_not_empty", "2022-02-01", True, 7)]
+    written = {}
+    for kind, config in (("pooled", (PROJECT_ROOT / "dagster.yaml").read_text()), ("dagster", "")):
+        home = tmp_path / kind
+        home.mkdir()
+        (home / "dagster.yaml").write_text(config + "\ntelemetry:\n  enabled: false\n")
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with DagsterInstance.get() as instance:
+            for event in events:
+                instance.handle_new_event(event)
+        runs = home / "history" / "runs"
+        written[kind] = {"index": _tables(runs / "index.db"), "run": _tables(runs / f"{RUN_ID}.db")}
+    assert len(written["pooled"]["index"]["asset_check_executions"]) == len(days) + 2
     for db in ("index", "run"):
         for table, rows in written["dagster"][db].items():
             assert written["pooled"][db][table] == rows, f"{db}.{table} differs"
