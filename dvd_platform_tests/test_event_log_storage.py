@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -130,12 +131,30 @@ def _tagged_materialization(asset: AssetKey, day: str) -> EventLogEntry:
                                event_specific_data=StepMaterializationData(materialization)))
 
 
-def _store_batches(home: Path, batches: list[list[EventLogEntry]]) -> None:
-    with DagsterInstance.get() as instance:
-        for batch in batches:
-            batch_id = generate_event_batch_id()
-            for n, event in enumerate(batch):
-                instance.handle_new_event(event, batch_metadata=DagsterEventBatchMetadata(batch_id, n == len(batch) - 1))
+def _store_batches(instance: DagsterInstance, batches: list[list[EventLogEntry]]) -> None:
+    for batch in batches:
+        batch_id = generate_event_batch_id()
+        for n, event in enumerate(batch):
+            instance.handle_new_event(event, batch_metadata=DagsterEventBatchMetadata(batch_id, n == len(batch) - 1))
+
+
+def _written_by_both(tmp_path: Path, monkeypatch, store: Callable[[DagsterInstance, str], None]) -> dict:
+    """What ``store(instance, kind)`` leaves in both databases, with the platform's storage and Dagster's own."""
+    written = {}
+    for kind, config in (("pooled", (PROJECT_ROOT / "dagster.yaml").read_text()), ("dagster", "")):
+        home = tmp_path / kind
+        home.mkdir()
+        (home / "dagster.yaml").write_text(config + "\ntelemetry:\n  enabled: false\n")
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with DagsterInstance.get() as instance:
+            store(instance, kind)
+        runs = home / "history" / "runs"
+        written[kind] = {"index": _tables(runs / "index.db"), "run": _tables(runs / f"{RUN_ID}.db")}
+    assert written["pooled"]["run"]["event_logs"], "nothing was stored"
+    for db in ("index", "run"):
+        for table, rows in written["dagster"][db].items():
+            assert written["pooled"][db][table] == rows, f"{db}.{table} differs"
+    return written["pooled"]
 
 
 def _tables(db: Path) -> dict[str, list[tuple]]:
@@ -161,24 +180,16 @@ def test_a_batch_is_stored_as_dagster_stores_its_events_one_by_one(tmp_path, mon
                [_tagged_materialization(ASSET, d) for d in days],
                [_tagged_materialization(other, d) for d in days[:3]]]
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
-    written = {}
-    for kind, config in (("pooled", (PROJECT_ROOT / "dagster.yaml").read_text()), ("dagster", "")):
-        home = tmp_path / kind
-        home.mkdir()
-        (home / "dagster.yaml").write_text(config + "\ntelemetry:\n  enabled: false\n")
-        monkeypatch.setenv("DAGSTER_HOME", str(home))
+
+    def store(instance: DagsterInstance, kind: str) -> None:
         calls = mock.patch.object(PooledSqliteEventLogStorage, "store_event", autospec=True,
                                   side_effect=PooledSqliteEventLogStorage.store_event)
         with calls as one_by_one:
-            _store_batches(home, batches)
+            _store_batches(instance, batches)
         if kind == "pooled":
             assert one_by_one.call_count == 0, "the pooled storage stored a batch one event at a time"
-        runs = home / "history" / "runs"
-        written[kind] = {"index": _tables(runs / "index.db"), "run": _tables(runs / f"{RUN_ID}.db")}
-    assert written["pooled"]["run"]["event_logs"], "nothing was stored"
-    for db in ("index", "run"):
-        for table, rows in written["dagster"][db].items():
-            assert written["pooled"][db][table] == rows, f"{db}.{table} differs"
+
+    _written_by_both(tmp_path, monkeypatch, store)
 
 
 def _run_evaluation(asset: AssetKey, check: str, day: str | None, passed: bool, target: int | None) -> EventLogEntry:
@@ -200,18 +211,10 @@ def test_check_evaluations_are_stored_as_dagster_stores_them(tmp_path, monkeypat
                                       for n, d in enumerate(days)],
               _run_evaluation(other, "table_not_empty", None, False, None),
               _run_evaluation(other, "table_not_empty", "2022-02-01", True, 7)]
-    written = {}
-    for kind, config in (("pooled", (PROJECT_ROOT / "dagster.yaml").read_text()), ("dagster", "")):
-        home = tmp_path / kind
-        home.mkdir()
-        (home / "dagster.yaml").write_text(config + "\ntelemetry:\n  enabled: false\n")
-        monkeypatch.setenv("DAGSTER_HOME", str(home))
-        with DagsterInstance.get() as instance:
-            for event in events:
-                instance.handle_new_event(event)
-        runs = home / "history" / "runs"
-        written[kind] = {"index": _tables(runs / "index.db"), "run": _tables(runs / f"{RUN_ID}.db")}
-    assert len(written["pooled"]["index"]["asset_check_executions"]) == len(days) + 2
-    for db in ("index", "run"):
-        for table, rows in written["dagster"][db].items():
-            assert written["pooled"][db][table] == rows, f"{db}.{table} differs"
+
+    def store(instance: DagsterInstance, _kind: str) -> None:
+        for event in events:
+            instance.handle_new_event(event)
+
+    written = _written_by_both(tmp_path, monkeypatch, store)
+    assert len(written["index"]["asset_check_executions"]) == len(days) + 2
