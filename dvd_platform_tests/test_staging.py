@@ -209,6 +209,36 @@ def test_field_counts_are_exact_whatever_the_fields_hold(spark, tmp_path):
     assert reasons[5].startswith(f"{more}; ")  # then the shifted values' parse errors, as for any line
 
 
+def test_lines_keep_their_day_and_source_whatever_the_staging_dir_is_called(spark, tmp_path):
+    """Spark names the files it read by URI, escaping some characters (a space as %20): every line must
+    still get its file's day and source object. (Joining on the whole path dropped them all.)"""
+    days = (date(2022, 9, 21), date(2022, 9, 22))
+    files = []
+    for n, day in enumerate(days):
+        folder = tmp_path / "staging dir+é" / "rental" / f"dt={day}"
+        folder.mkdir(parents=True)
+        at = f"{day} 10:00:00+00"
+        body = line("rental", rental_id=2100 + n, rental_date=at, inventory_id=1, customer_id=1, staff_id=1)
+        (folder / "a1.csv").write_text(",".join(TABLES["rental"].columns) + f"\n{body}\n")
+        files.append(SourceFile(f"file://{folder / 'a1.csv'}", day, f"s3://lake/raw/rental/dt={day}/rental-a1.csv"))
+    result = stage_table(spark, "rental", files)
+    staged = sorted((r["rental_id"], r["dt"]) for r in result.staged.collect())
+    lines = sorted((r["dt"], r["source_object"], r["line"]) for r in result.annotated.collect())
+    result.annotated.unpersist()
+    assert staged == [(2100, days[0]), (2101, days[1])]
+    assert lines == [(day, f"s3://lake/raw/rental/dt={day}/rental-a1.csv", 2) for day in days]
+
+
+def test_lines_without_a_day_fail_the_profile_instead_of_vanishing(spark):
+    """The day profile refuses rows whose day could not be told (their file named otherwise), naming the count."""
+    from dvd_platform.transforms.staging import day_profile
+
+    annotated = spark.createDataFrame([(1, date(2022, 9, 21), ""), (2, None, ""), (3, None, "bad")],
+                                      "rental_id int, dt date, _reason string")
+    with pytest.raises(ValueError, match="^2 lines were read from a file Spark names other than its path"):
+        day_profile(annotated, ("rental_id",), {})
+
+
 def test_missing_file_fails_the_raw_asset_naming_the_key(sample_loaded, s3, settings_env, run_range, lake, spark):
     # sample_loaded: the rentals below reference inventory 1, customer 1 and staff 1 of the staged sample.
     good, bad = date(2022, 9, 21), date(2022, 9, 22)

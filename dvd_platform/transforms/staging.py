@@ -88,22 +88,33 @@ def stage_table(spark: SparkSession, table: str, files: list[SourceFile]) -> Sta
 
 def _numbered_lines(spark: SparkSession, files: list[SourceFile]) -> DataFrame:
     """Every data line of the files (at least one: a window without any needs no Spark, see the staged
-    assets) with its file's day, source object and 1-based line number."""
-    file_map = spark.createDataFrame(
-        [(f.uri, f.day, f.source_object) for f in files], "file string, dt date, source_object string"
-    )
+    assets) with its file's day, source object and 1-based line number.
+
+    The day and source object come from literal maps keyed by the last two parts of the file's path
+    (``dt=D/<name>``: one file per day, in characters no URI escapes). Spark names a file it read by its
+    URI with some characters escaped (a space as ``%20``), so the whole path cannot be the key (joining
+    on it dropped every line of a staging dir with a space); and a join, not a map, cost a Spark job."""
+    day_of = F.create_map(*[c for f in files for c in (F.lit(_day_part(f.uri)), F.lit(f.day))])
+    source_of = F.create_map(*[c for f in files for c in (F.lit(_day_part(f.uri)), F.lit(f.source_object))])
     text = (
         spark.read.text([f.uri for f in files])
         .withColumn("file", F.input_file_name())
         .withColumn("_id", F.monotonically_increasing_id())
     )
     first_ids = text.groupBy("file").agg(F.min("_id").alias("_first"))
+    day_part = F.regexp_extract("file", r"[^/]+/[^/]+$", 0)
     return (
         text.join(F.broadcast(first_ids), "file")
         .withColumn("line", F.col("_id") - F.col("_first") + 1)
-        .join(F.broadcast(file_map), "file")
+        .withColumn("dt", day_of[day_part])
+        .withColumn("source_object", source_of[day_part])
         .where(F.col("line") > 1)  # the header (checked against the contract by the raw asset)
     )
+
+
+def _day_part(uri: str) -> str:
+    """``dt=D/<file name>``: the end of a day file's path, the same in its URI as in Spark's name for it."""
+    return "/".join(uri.rsplit("/", 2)[-2:])
 
 
 def _typed_with_reasons(table: str, parsed: DataFrame) -> DataFrame:
@@ -196,4 +207,7 @@ def day_profile(annotated: DataFrame, key: Sequence[str], conditions: Mapping[st
         del figures["dt"]
         figures["rows_quarantined"] = figures["rows_in"] - figures["rows_out"]
         profile[r["dt"]] = figures
+    if None in profile:  # a line's file, as Spark names it, is none of the URIs it was given to read
+        raise ValueError(f"{profile[None]['rows_in']} lines were read from a file Spark names other than its "
+                         "path (e.g. percent-encoded): their day is unknown, nothing is staged")
     return profile
