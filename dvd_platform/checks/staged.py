@@ -47,6 +47,10 @@ class StagedCheck:
     evaluate: Callable[[StagedCheck, Evaluation], PerDay]
     severity: AssetCheckSeverity = ERROR
     condition: str | None = None  # SQL an offending row meets: counted with the others in one pass
+    # SQL an offending row meets once its foreign keys are resolved (it may name CARRIED columns): counted
+    # in the foreign-key checks' pass; ``query`` says it in SQL over the staged tables
+    resolved_condition: str | None = None
+    query: str | None = None
 
     @property
     def blocking(self) -> bool:
@@ -94,24 +98,32 @@ class Evaluation:
     @cached_property
     def resolved(self) -> DataFrame:
         """The staged rows, each foreign key joined to the referenced table's keys (``_resolved(fk)`` null
-        when it resolves to nothing). The referenced keys are distinct, so no row is repeated."""
+        when it resolves to nothing) and the referenced columns a rule compares with (``CARRIED``, the
+        latest of them per key). The referenced keys are distinct, so no row is repeated."""
         rows = self.staged
         for fk in self.contract.foreign_keys:
-            keys = self.history(fk.table).select(F.col(fk.referenced_column).alias(_resolved(fk))).distinct()
+            carried = CARRIED.get((self.contract.name, fk.column), ())
+            state = self.history(fk.table)
+            key = F.col(fk.referenced_column).alias(_resolved(fk))
+            keys = (state.groupBy(key).agg(*[F.max(c).alias(c) for c in carried]) if carried
+                    else state.select(key).distinct())
             rows = rows.join(keys, rows[fk.column] == keys[_resolved(fk)], "left")
         return rows
 
     @cached_property
-    def orphans(self) -> dict[str, dict[date, int]]:
-        """Per foreign-key column and day, the staged rows whose key resolves to nothing: every foreign key
-        of the table in one Spark job, not one per key (reading a referenced table's state may first build
-        its weekly snapshot: ``lake_state``). Empty, with no job, when nothing was staged."""
-        if self.no_rows or not self.contract.foreign_keys:
+    def resolved_counts(self) -> dict[str, dict[date, int]]:
+        """Per day, in one Spark job over the resolved rows: the rows whose foreign key resolves to nothing
+        (by the key's column) and the rows that meet a rule's ``resolved_condition`` (by the rule's name).
+        Reading a referenced table's state may first build its weekly snapshot (``lake_state``). Empty, with
+        no job, when nothing was staged."""
+        conditions = {fk.column: F.col(fk.column).isNotNull() & F.col(_resolved(fk)).isNull()
+                      for fk in self.contract.foreign_keys}
+        conditions |= {c.name: F.expr(c.resolved_condition) for c in self.checks if c.resolved_condition}
+        if self.no_rows or not conditions:
             return {}
-        counts = [F.count(F.when(F.col(fk.column).isNotNull() & F.col(_resolved(fk)).isNull(), 1)).alias(fk.column)
-                  for fk in self.contract.foreign_keys]
-        per_day = self.resolved.groupBy("dt").agg(*counts).collect()
-        return {fk.column: {r["dt"]: r[fk.column] for r in per_day} for fk in self.contract.foreign_keys}
+        per_day = self.resolved.groupBy("dt").agg(*[F.count(F.when(c, 1)).alias(n) for n, c in conditions.items()]
+                                                  ).collect()
+        return {name: {r["dt"]: r[name] for r in per_day} for name in conditions}
 
     def sample(self, condition: str) -> list:
         return self.staged.where(F.expr(condition)).select(*self.shown).limit(SAMPLE_ROWS).collect()
@@ -135,10 +147,6 @@ class Evaluation:
 
 def _resolved(fk: ForeignKey) -> str:
     return f"_resolved_{fk.column}"
-
-
-def _per_day(df: DataFrame) -> dict[date, int]:
-    return {r["dt"]: r["count"] for r in df.groupBy("dt").count().collect()}
 
 
 def _rows_meeting_condition(check: StagedCheck, ev: Evaluation) -> PerDay:
@@ -168,7 +176,7 @@ def _foreign_key(fk: ForeignKey) -> StagedCheck:
         query = (f"SELECT * FROM stg_{ev.contract.name} t WHERE NOT EXISTS (SELECT 1 FROM stg_{fk.table} r "
                  f"WHERE r.{fk.referenced_column} = t.{fk.column} AND r.dt <= <last day>)")
         orphan = F.col(fk.column).isNotNull() & F.col(_resolved(fk)).isNull()
-        return ev.spread(check, ev.orphans.get(fk.column, {}), query,
+        return ev.spread(check, ev.resolved_counts.get(fk.column, {}), query,
                          lambda: ev.resolved.where(orphan).select(*ev.shown).limit(SAMPLE_ROWS).collect())
 
     severity = WARN if fk.may_lag else ERROR
@@ -176,14 +184,12 @@ def _foreign_key(fk: ForeignKey) -> StagedCheck:
                        evaluate, severity)
 
 
-def _paid_before_rental(check: StagedCheck, ev: Evaluation) -> PerDay:
-    query = "SELECT p.* FROM stg_payment p JOIN stg_rental r USING (rental_id) WHERE p.payment_date < r.rental_date"
-    if ev.no_rows:
-        return ev.spread(check, {}, query, list)
-    rentals = ev.history("rental").select("rental_id", "rental_date")
-    early = ev.staged.join(rentals, "rental_id").where(F.col("payment_date") < F.col("rental_date"))
-    return ev.spread(check, _per_day(early), query,
-                     lambda: early.select(*ev.shown, "rental_date").limit(SAMPLE_ROWS).collect())
+def _rows_meeting_resolved_condition(check: StagedCheck, ev: Evaluation) -> PerDay:
+    """Rows that meet the check's ``resolved_condition``, counted in the foreign-key checks' pass."""
+    carried = [c for (table, _), columns in CARRIED.items() if table == ev.contract.name for c in columns]
+    return ev.spread(check, ev.resolved_counts.get(check.name, {}), check.query or check.resolved_condition,
+                     lambda: ev.resolved.where(F.expr(check.resolved_condition)).select(*ev.shown, *carried)
+                     .limit(SAMPLE_ROWS).collect())
 
 
 def _schema_contract(check: StagedCheck, ev: Evaluation) -> PerDay:
@@ -234,12 +240,18 @@ RANGES: dict[str, tuple[StagedCheck, ...]] = {
     "rental": (_value_range("returned", "return_date IS NOT NULL", WARN),),
 }
 
+#: Columns of a referenced table that a rule of the referencing table compares with, by (table, foreign-key
+#: column): the foreign-key resolution brings them along under their own names.
+CARRIED: dict[tuple[str, str], tuple[str, ...]] = {("payment", "rental_id"): ("rental_date",)}
+
 #: Rules across columns or tables, per table.
 RULES: dict[str, tuple[StagedCheck, ...]] = {
     "rental": (StagedCheck("return_after_rental", "return_date >= rental_date", _rows_meeting_condition,
                            condition="return_date < rental_date"),),
     "payment": (StagedCheck("paid_before_rental", "payments dated before their rental (a known pagila quirk, WARN)",
-                            _paid_before_rental, WARN),),
+                            _rows_meeting_resolved_condition, WARN, resolved_condition="payment_date < rental_date",
+                            query="SELECT p.* FROM stg_payment p JOIN stg_rental r USING (rental_id) "
+                                  "WHERE p.payment_date < r.rental_date"),),
 }
 
 SCHEMA_CONTRACT = StagedCheck("schema_contract", "the snapshot's Parquet schema has exactly the contract's columns",
