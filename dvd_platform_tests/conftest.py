@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from dvd_platform import settings
 from dvd_platform.dev.stack import Stack
+from dvd_platform_tests.spark_session import live_spark
 
 # Tests that may skip under CI=true, each with the reason it may (none today). Any other skip fails
 # the run there: a skipped test proves nothing, and a fresh clone must run the whole suite.
@@ -173,25 +173,10 @@ def truth(sample_dir):
     return compute(sample_dir)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def spark(stack):
-    """The session's SparkSession (the same one the in-process runs use).
-
-    Built from ``SparkResource.spark_config`` as a run builds it: a client of the session stack's
-    Spark Connect server (``DVD_SPARK_REMOTE``). A process holds a Connect client or a classic
-    driver, never both: classic runs happen in subprocesses (``two_runs``).
-    """
-    from pyspark.sql import SparkSession
-
-    from dvd_platform.resources.spark import SparkResource
-
-    resource = SparkResource()
-    builder = SparkSession.builder
-    for key, value in resource.spark_config().items():
-        builder = builder.config(key, value)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return builder.getOrCreate()
+    """The session's SparkSession (the one the in-process runs use): ``live_spark``."""
+    return live_spark()
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ from dvd_platform.warehouse.migrations import apply_migrations
 from dvd_platform.warehouse.window import Window
 from dvd_platform_tests.crafted import drop, row as crafted_row
 from dvd_platform_tests.scratch import scratch_database
+from dvd_platform_tests.spark_session import live_spark
 
 ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
 UTC = timezone.utc
@@ -126,8 +127,9 @@ LITTLE_QUARANTINE = {D: {"rows_in": 1000, "rows_out": 999, "rows_quarantined": 1
 
 
 @pytest.fixture(scope="module")
-def reference_lake(tmp_path_factory, spark) -> LakeResource:
+def reference_lake(tmp_path_factory, stack) -> LakeResource:
     """A private lake with the reference snapshots the FK and paid-before-rental checks read."""
+    spark = live_spark()
     lake = LakeResource(root=str(tmp_path_factory.mktemp("checks-lake")))
     refs = {
         "inventory": [inventory(800001, dt=D0), inventory(800009, dt=LATER)],

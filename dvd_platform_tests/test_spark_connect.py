@@ -39,6 +39,33 @@ print(json.dumps([row["python"], row["module"]]))
 """
 
 
+#: Attach as a run does, have the server close the session (released through a second client, as its idle
+#: timeout would), check the old handle is dead, then attach as the next run would: ids and a count.
+CLOSED_SESSION = """
+import json, sys
+from dagster import build_init_resource_context
+from pyspark.sql.connect.client import SparkConnectClient
+from dvd_platform.resources.spark import SESSION_CLOSED, SparkResource
+
+def attach():
+    resource = SparkResource(remote=sys.argv[1])
+    resource.setup_for_execution(build_init_resource_context())
+    return resource.session
+
+first = attach()
+old = first.session_id
+SparkConnectClient(f"{sys.argv[1]}/;session_id={old}").release_session()
+try:
+    first.range(1).count()
+    raise SystemExit("the released session still answers: the test proves nothing")
+except Exception as exc:
+    if SESSION_CLOSED not in str(exc):
+        raise
+renewed = attach()
+print(json.dumps([old, renewed.session_id, renewed.range(3).count()]))
+"""
+
+
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
@@ -98,6 +125,17 @@ def test_a_run_through_spark_connect_loads_what_a_classic_run_loads(settings_env
                                                            s3=s3, run_range=run_range, tmp_path=tmp_path,
                                                            monkeypatch=monkeypatch)
     assert subprocess_run == in_process
+
+
+def test_a_session_the_server_closed_is_replaced_at_the_next_run(settings_env):
+    """A long-lived process (a test worker, a notebook) keeps pyspark's one default session; once the server
+    has closed it (idle for 10 minutes), the next run attaches with a new one instead of failing every step
+    with INVALID_HANDLE.SESSION_CLOSED. In a child process: this one's session is the suite's."""
+    result = subprocess.run([sys.executable, "-c", CLOSED_SESSION, settings_env[REMOTE_ENV]], env=_client_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    old, new, count = json.loads(result.stdout.strip().splitlines()[-1])
+    assert new != old and count == 3
 
 
 def test_an_unreachable_connect_server_fails_at_once_naming_its_url():

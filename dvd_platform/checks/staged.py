@@ -98,14 +98,14 @@ class Evaluation:
     @cached_property
     def resolved(self) -> DataFrame:
         """The staged rows, each foreign key joined to the referenced table's keys (``_resolved(fk)`` null
-        when it resolves to nothing) and the referenced columns a rule compares with (``CARRIED``, the
-        latest of them per key). The referenced keys are distinct, so no row is repeated."""
+        when it resolves to nothing) and the referenced columns a rule compares with (``CARRIED``: each key's
+        latest staged value). The referenced keys are distinct, so no row is repeated."""
         rows = self.staged
         for fk in self.contract.foreign_keys:
             carried = CARRIED.get((self.contract.name, fk.column), ())
             state = self.history(fk.table)
             key = F.col(fk.referenced_column).alias(_resolved(fk))
-            keys = (state.groupBy(key).agg(*[F.max(c).alias(c) for c in carried]) if carried
+            keys = (state.groupBy(key).agg(*[F.max_by(c, "dt").alias(c) for c in carried]) if carried
                     else state.select(key).distinct())
             rows = rows.join(keys, rows[fk.column] == keys[_resolved(fk)], "left")
         return rows

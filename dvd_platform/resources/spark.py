@@ -28,6 +28,10 @@ REMOTE_ENV = "DVD_SPARK_REMOTE"
 CONNECT_DEFAULT_PORT = 15002
 
 
+#: The error class a Spark Connect server answers with for a session it has closed.
+SESSION_CLOSED = "INVALID_HANDLE.SESSION_CLOSED"
+
+
 class SparkConnectUnreachable(ConnectionError):
     """Nothing accepts connections at the Spark Connect URL a run was given."""
 
@@ -127,6 +131,25 @@ class SparkResource(ConfigurableResource):
         os.environ.setdefault("SPARK_CONNECT_RELEASE_SESSION_ON_EXIT", "true")
         self._pyspark = LazyPySparkResource(spark_config=self.spark_config())
 
+    def _renew_if_closed(self) -> None:
+        """Once per run, over Connect: a new session when the server has closed this process's (it closes one
+        idle for ``spark.connect.session.manager.defaultSessionTimeout``, 10 minutes on the local stack).
+
+        Why: pyspark hands every run of a process the same default session, so a long-lived process (a test
+        worker, a notebook calling ``materialize_range``) would fail every later run with
+        ``INVALID_HANDLE.SESSION_CLOSED``. Asking one setting is a round trip without a Spark job."""
+        try:  # the builder itself asks the server first (it sets the session's options)
+            self._pyspark.spark_session.conf.get("spark.sql.session.timeZone")
+        except Exception as exc:  # pyspark raises its own wrapper of the server's SparkSQLException
+            if SESSION_CLOSED not in str(exc):
+                raise
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+            closed = ConnectSession._get_default_session()
+            if closed is not None:
+                closed.stop()  # best effort; forgets the default session, so the builder makes a new one
+            self._pyspark = LazyPySparkResource(spark_config=self.spark_config())
+
     @property
     def session(self):
         """The process's SparkSession (created on first use, so non-Spark steps start no JVM and attach to nothing)."""
@@ -135,6 +158,7 @@ class SparkResource(ConfigurableResource):
         if self.remote_url and not self._reachable:
             check_reachable(self.remote_url)
             self._reachable = True
+            self._renew_if_closed()
         spark = self._pyspark.spark_session
         if not self.remote_url:
             # Classic only (Connect has no SparkContext): quiets what the pyspark shell default would log.
