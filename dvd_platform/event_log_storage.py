@@ -16,8 +16,8 @@ This subclass changes only how connections are made:
   it), where NORMAL still survives a crash or SIGKILL of any process; only an OS crash or power
   loss can lose the last commits, which a local, single-machine instance can afford.
 
-Measured (``benchmarks/event_storage_benchmark.py``): about 2.5 ms per check evaluation and per
-materialization, against 16 to 23 ms.
+Measured (``benchmarks/event_storage_benchmark.py``): about 1.2 ms per check evaluation, 2-2.4 ms
+per other event one by one and 0.44 ms batched, against 11 to 24 ms (BENCHMARKS.md section 5).
 
 * ``store_event`` of a run's check evaluation (17,474 in a whole-pagila range run: one per check
   and day): two transactions instead of three (the event's index copy and its check-execution
@@ -25,9 +25,9 @@ materialization, against 16 to 23 ms.
   parameters. The rows are Dagster's, value for value (``test_event_log_storage.py``).
 * ``store_event_batch``: the events Dagster batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set (a
   run's planned materializations and check evaluations, and a range step's per-partition
-  materializations; ``stack up`` sets it) go into each database in one statement and one
-  transaction, each event serialized once, and the asset index row of each asset is written once
-  per batch with its last event, as dagster-postgres does. Dagster's SQLite storage stores a
+  materializations; ``stack up`` sets it) go into each database in one transaction, each event
+  serialized once, and the asset index row of each asset is written once per batch with its last
+  event, as dagster-postgres does. Dagster's SQLite storage stores a
   batch one event at a time: a whole-pagila range run plans 7,889 materializations before its
   first step.
 
@@ -45,6 +45,7 @@ dagster-postgres (``deploy/dagster.production.yaml``).
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 import threading
 from collections import OrderedDict
@@ -77,6 +78,10 @@ _UPDATE_EXECUTION = AssetCheckExecutionsTable.update().where(
     _EXECUTIONS.asset_key == db.bindparam("k_asset_key"), _EXECUTIONS.check_name == db.bindparam("k_check_name"),
     _EXECUTIONS.run_id == db.bindparam("k_run_id"), _EXECUTIONS.partition.is_(db.bindparam("k_partition")))
 _INSERT_INDEX_EVENT = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id)
+#: INSERT ... RETURNING needs SQLite 3.35 (2021); below it, Dagster's own code stores every event.
+_HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+#: The events whose copy goes into the index database too.
+_MIRRORED = ASSET_EVENTS | ASSET_CHECK_EVENTS
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -145,7 +150,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def store_event(self, event: EventLogEntry) -> None:
         """A run's check evaluation as Dagster's ``store_event`` stores it, in two transactions instead of
         three and serialized once; any other event by Dagster's own code."""
-        if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or not event.run_id:
+        if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or not event.run_id or not _HAS_RETURNING:
             super().store_event(event)
             return
         row = self._event_to_row(event)
@@ -164,30 +169,31 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 "as a result of duplicate AssetCheckPlanned events.")
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Store a batch of one run's batchable events: one multi-row insert per database, each event
-        serialized once; the asset index gets each asset's last event of each kind (what storing them one
-        by one leaves there); planned check executions are recorded per event, as Dagster does."""
-        if len({e.run_id for e in events}) != 1 or any(e.dagster_event_type not in BATCH_WRITABLE_EVENTS
-                                                       for e in events):
+        """Store a batch of one run's batchable events, each serialized once: first everything the index
+        database gets (the events' copies, their tags, each asset's index row once with its last event of
+        each kind, the planned check executions) in one transaction, then the run's database in one
+        statement. Why in that order: Dagster stores a batch again one by one when this raises, so nothing
+        may be committed before a failure; the index (shared by every run, the daemon and the webserver)
+        is where a write may time out, and it is written whole or not at all."""
+        if (not _HAS_RETURNING or len({e.run_id for e in events}) != 1
+                or any(e.dagster_event_type not in BATCH_WRITABLE_EVENTS for e in events)):
             super().store_event_batch(events)  # one by one, as Dagster's own storage does
             return
         rows = [self._event_to_row(e) for e in events]
+        mirrored = [(e, r) for e, r in zip(events, rows) if e.dagster_event_type in _MIRRORED]
+        if mirrored:
+            with self.index_connection() as conn:
+                ids = [conn.execute(_INSERT_INDEX_EVENT, row).scalar_one() for _, row in mirrored]
+                assets = [(e, i) for (e, _), i in zip(mirrored, ids) if e.dagster_event_type in ASSET_EVENTS]
+                self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
+                for event, event_id in _last_of_each_asset_and_kind(assets):
+                    self._store_asset_event(conn, event, event_id)
+                planned = [r for (e, row), i in zip(mirrored, ids) if e.dagster_event_type in ASSET_CHECK_EVENTS
+                           for r in _planned_rows(e, row, i)]
+                if planned:
+                    conn.execute(AssetCheckExecutionsTable.insert(), planned)
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
-        mirrored = [(e, r) for e, r in zip(events, rows)
-                    if e.dagster_event_type in ASSET_EVENTS | ASSET_CHECK_EVENTS]
-        if not mirrored:
-            return
-        insert = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True)
-        with self.index_connection() as conn:
-            ids = list(conn.execute(insert, [r for _, r in mirrored]).scalars())
-            assets = [(e, i) for (e, _), i in zip(mirrored, ids) if e.dagster_event_type in ASSET_EVENTS]
-            self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
-            for event, event_id in _last_of_each_asset_and_kind(assets):
-                self._store_asset_event(conn, event, event_id)
-        for (event, _), event_id in zip(mirrored, ids):
-            if event.dagster_event_type in ASSET_CHECK_EVENTS:
-                self.store_asset_check_event(event, event_id)
 
     def _dispose_engines(self) -> None:
         with self._engines_lock:
@@ -215,6 +221,18 @@ def _execution_values(event: EventLogEntry, row: dict[str, Any], event_id: int) 
             "evaluation_event": row["event"], "evaluation_event_timestamp": row["timestamp"],
             "evaluation_event_storage_id": event_id,
             "materialization_event_storage_id": target.storage_id if target else None}
+
+
+def _planned_rows(event: EventLogEntry, row: dict[str, Any], event_id: int) -> list[dict[str, Any]]:
+    """The check-execution rows of a planned check, one per partition, as
+    ``SqlEventLogStorage._store_asset_check_evaluation_planned`` writes them (``row``: the event's
+    event-log row, with the serialized event and its timestamp)."""
+    planned = event.get_dagster_event().event_specific_data
+    partitions = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+    return [{"asset_key": planned.asset_key.to_string(), "check_name": planned.check_name, "partition": partition,
+             "run_id": event.run_id, "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+             "evaluation_event": row["event"], "evaluation_event_timestamp": row["timestamp"],
+             "evaluation_event_storage_id": event_id} for partition in partitions]
 
 
 def _last_of_each_asset_and_kind(events: list[tuple[EventLogEntry, int]]) -> list[tuple[EventLogEntry, int]]:

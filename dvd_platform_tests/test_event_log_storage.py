@@ -117,9 +117,10 @@ def _planned(asset: AssetKey, day: str) -> EventLogEntry:
     return _entry(DagsterEvent.build_asset_materialization_planned_event("__ASSET_JOB", "step", data))
 
 
-def _check_planned(days: list[str]) -> EventLogEntry:
-    subset = DailyPartitionsDefinition("2022-01-01").empty_subset().with_partition_keys(days).to_serializable_subset()
-    data = AssetCheckEvaluationPlanned(asset_key=ASSET, check_name="primary_key", partitions_subset=subset)
+def _check_planned(days: list[str] | None, asset: AssetKey = ASSET, check: str = "primary_key") -> EventLogEntry:
+    subset = (DailyPartitionsDefinition("2022-01-01").empty_subset().with_partition_keys(days).to_serializable_subset()
+              if days else None)
+    data = AssetCheckEvaluationPlanned(asset_key=asset, check_name=check, partitions_subset=subset)
     return _entry(DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "__ASSET_JOB",
                                event_specific_data=data))
 
@@ -192,6 +193,31 @@ def test_a_batch_is_stored_as_dagster_stores_its_events_one_by_one(tmp_path, mon
     _written_by_both(tmp_path, monkeypatch, store)
 
 
+def test_a_batch_that_fails_midway_leaves_nothing_twice(tmp_path, monkeypatch):
+    """Dagster stores a batch again one event at a time when the batch write raises: a failure inside it
+    must leave nothing written, or those rows would be stored twice."""
+    days = [f"2022-02-{d:02d}" for d in range(1, 4)]
+    batches = [[_planned(ASSET, d) for d in days] + [_check_planned(days)],
+               [_tagged_materialization(ASSET, d) for d in days]]
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    real = PooledSqliteEventLogStorage._store_asset_event
+    calls = []
+
+    def fail_in_each_batch(storage, conn, event, event_id):
+        calls.append(event.dagster_event_type)
+        if len(calls) in (1, 2 + len(days)):  # the first asset index write of each batch write
+            raise RuntimeError("disk full")
+        return real(storage, conn, event, event_id)
+
+    def store(instance: DagsterInstance, kind: str) -> None:
+        with mock.patch.object(PooledSqliteEventLogStorage, "_store_asset_event", autospec=True,
+                               side_effect=fail_in_each_batch):
+            _store_batches(instance, batches)
+
+    _written_by_both(tmp_path, monkeypatch, store)
+    assert len(calls) > 2, "the failure was never injected: the test proves nothing"
+
+
 def _run_evaluation(asset: AssetKey, check: str, day: str | None, passed: bool, target: int | None) -> EventLogEntry:
     evaluation = AssetCheckEvaluation(
         asset_key=asset, check_name=check, passed=passed, severity=AssetCheckSeverity.ERROR, partition=day,
@@ -207,8 +233,9 @@ def test_check_evaluations_are_stored_as_dagster_stores_them(tmp_path, monkeypat
     the row then), passed or failed, with a partition or without: row for row what Dagster's own storage writes."""
     days = [f"2022-02-{d:02d}" for d in range(1, 5)]
     other = AssetKey("stg_rental")
-    events = [_check_planned(days), *[_run_evaluation(ASSET, "primary_key", d, n % 2 == 0, n + 1)
-                                      for n, d in enumerate(days)],
+    events = [_check_planned(days), _check_planned(None, other, "row_count"),
+              *[_run_evaluation(ASSET, "primary_key", d, n % 2 == 0, n + 1) for n, d in enumerate(days)],
+              _run_evaluation(other, "row_count", None, True, 5),  # the unpartitioned planned row, updated
               _run_evaluation(other, "table_not_empty", None, False, None),
               _run_evaluation(other, "table_not_empty", "2022-02-01", True, 7)]
 
@@ -217,4 +244,4 @@ def test_check_evaluations_are_stored_as_dagster_stores_them(tmp_path, monkeypat
             instance.handle_new_event(event)
 
     written = _written_by_both(tmp_path, monkeypatch, store)
-    assert len(written["index"]["asset_check_executions"]) == len(days) + 2
+    assert len(written["index"]["asset_check_executions"]) == len(days) + 3
