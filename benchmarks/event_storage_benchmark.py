@@ -129,12 +129,18 @@ def _timed(instance, run_id: str, make, events: int, batch: int | None) -> float
     from dagster._core.events import DagsterEventBatchMetadata, generate_event_batch_id
 
     entries = [_entry(run_id, make(i)) for i in range(events)]
+    before = os.environ.get("DAGSTER_EVENT_BATCH_SIZE")
     os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(batch or 0)
     batch_id = generate_event_batch_id()
-    start = time.perf_counter()
-    for i, entry in enumerate(entries):
-        instance.handle_new_event(entry, batch_metadata=DagsterEventBatchMetadata(batch_id, i == events - 1))
-    return round(1000 * (time.perf_counter() - start) / events, 3)
+    try:
+        start = time.perf_counter()
+        for i, entry in enumerate(entries):
+            instance.handle_new_event(entry, batch_metadata=DagsterEventBatchMetadata(batch_id, i == events - 1))
+        return round(1000 * (time.perf_counter() - start) / events, 3)
+    finally:
+        os.environ.pop("DAGSTER_EVENT_BATCH_SIZE", None)
+        if before is not None:
+            os.environ["DAGSTER_EVENT_BATCH_SIZE"] = before
 
 
 KINDS = ("check_evaluation", "planned_materialization", "planned_materialization_batched", "materialization",

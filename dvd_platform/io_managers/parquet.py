@@ -45,8 +45,12 @@ class ParquetSnapshotIOManager(ConfigurableIOManager):
         asset = context.asset_key.path[-1]
         days = window_days(context.asset_partitions_time_window)
         written = self.lake.write_days(obj, ZONE, asset, days)
+        try:
+            shown = preview(written.values())
+        except OSError:  # a run re-staging these days removed the version meanwhile: the data is written
+            shown = NO_ROWS
         context.add_output_metadata({"path": str(self.lake.zone_dir(ZONE, asset)), "days_written": len(days),
-                                     "preview": MetadataValue.md(preview(written.values()))})
+                                     "preview": MetadataValue.md(shown)})
 
     def load_input(self, context: InputContext):
         asset = context.asset_key.path[-1]
@@ -75,6 +79,7 @@ def preview(snapshots: Iterable[str], rows: int = PREVIEW_ROWS) -> str:
 
 
 def _markdown(columns: list[str], records: list[dict]) -> str:
+    """A markdown table; a cell is cut at 40 characters and its ``|`` escaped, so a row stays one line."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for record in records:
         cells = ("" if record[c] is None else str(record[c]).replace("|", "\\|")[:40] for c in columns)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import uuid
@@ -115,6 +116,7 @@ class OversizedLineError(ValueError):
 
 
 MD5_HEX = re.compile(r"[0-9a-f]{32}")
+log = logging.getLogger(__name__)
 
 
 def validated_raw(raw: RawObject, table: str, day: date) -> RawObject:
@@ -178,8 +180,9 @@ class RawS3IOManager(ConfigurableIOManager):
         if key not in listed:
             raise FileNotFoundError(f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})")
         cached = self._ref_cache(listed[key][0])
-        if cached is not None and cached.exists():
-            return RawObject(**json.loads(cached.read_bytes()))
+        body = cached.read_bytes() if cached is not None and cached.exists() else b""
+        if body and s3_etag(body) == listed[key][0]:  # a damaged copy is fetched again
+            return RawObject(**json.loads(body))
         try:
             body = client.get_object(Bucket=self.s3.lake_bucket, Key=key)["Body"].read()
         except ClientError as exc:
@@ -197,12 +200,18 @@ class RawS3IOManager(ConfigurableIOManager):
         return Path(self.staging_dir) / "_refs" / f"{digest}.json" if MD5_HEX.fullmatch(digest) else None
 
     def _keep_ref(self, body: bytes) -> None:
-        """Keep a reference's bytes under their md5 (written whole, then renamed: a reader sees all or nothing)."""
+        """Keep a reference's bytes under their md5 (written whole, then renamed: a reader sees all or nothing).
+        Best effort: the reference is in S3 already, and a missing copy only costs a request later."""
         target = self._ref_cache(s3_etag(body))
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        tmp.write_bytes(body)
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(body)
+            os.replace(tmp, target)
+        except OSError as exc:
+            log.warning("could not keep a copy of a raw reference in %s: %s", target.parent, exc)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _download(self, client, raw: RawObject, table: str) -> Path:
         """Download to ``<staging>/<table>/dt=D/<md5>.csv`` unless already there (md5-keyed, so immutable).

@@ -94,8 +94,11 @@ def _numbered_lines(spark: SparkSession, files: list[SourceFile]) -> DataFrame:
     (``dt=D/<name>``: one file per day, in characters no URI escapes). Spark names a file it read by its
     URI with some characters escaped (a space as ``%20``), so the whole path cannot be the key (joining
     on it dropped every line of a staging dir with a space); and a join, not a map, cost a Spark job."""
-    day_of = F.create_map(*[c for f in files for c in (F.lit(_day_part(f.uri)), F.lit(f.day))])
-    source_of = F.create_map(*[c for f in files for c in (F.lit(_day_part(f.uri)), F.lit(f.source_object))])
+    parts = [_day_part(f.uri) for f in files]
+    if len(set(parts)) < len(parts):
+        raise ValueError(f"two files of one window end in the same day folder and name: {sorted(parts)}")
+    day_of = F.create_map(*[c for part, f in zip(parts, files) for c in (F.lit(part), F.lit(f.day))])
+    source_of = F.create_map(*[c for part, f in zip(parts, files) for c in (F.lit(part), F.lit(f.source_object))])
     text = (
         spark.read.text([f.uri for f in files])
         .withColumn("file", F.input_file_name())
