@@ -138,7 +138,10 @@ def reference_lake(tmp_path_factory, stack) -> LakeResource:
         "staff": [{"staff_id": 800001, "first_name": "S", "last_name": "T", "store_id": 800001, "dt": D0}],
         "film": [film(800001, dt=D0)],
         "store": [{"store_id": 800001, "address_id": 1, "dt": D0}],
-        "rental": [rental(800001, dt=D), rental(800099, at="2022-10-20 10:00", dt=LATER)],
+        # Rental 800001 has an older version (D0) with another rental_date: a payment is compared with the
+        # latest (D's, 10:00), once.
+        "rental": [rental(800001, at="2022-10-05 13:00", dt=D0), rental(800001, dt=D),
+                   rental(800099, at="2022-10-20 10:00", dt=LATER)],
     }
     for table, rows in refs.items():
         for day in sorted({r["dt"] for r in rows}):
