@@ -27,9 +27,8 @@ per other event one by one and 0.44 ms batched, against 11 to 24 ms (BENCHMARKS.
   run's planned materializations and check evaluations, and a range step's per-partition
   materializations; ``stack up`` sets it) go into each database in one transaction, each event
   serialized once, and the asset index row of each asset is written once per batch with its last
-  event, as dagster-postgres does. Dagster's SQLite storage stores a
-  batch one event at a time: a whole-pagila range run plans 7,889 materializations before its
-  first step.
+  event, as dagster-postgres does. Dagster's SQLite storage stores a batch one event at a time: a
+  whole-pagila range run plans 7,889 materializations before its first step.
 
 What is stored, and where, is unchanged: the files are Dagster's own, so the webserver, the daemon
 and an instance configured without this class read the same history.

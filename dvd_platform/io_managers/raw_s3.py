@@ -145,8 +145,9 @@ class RawS3IOManager(ConfigurableIOManager):
                    if listed.get(ref_key(obj.table, raw.day), ("",))[0] != s3_etag(ref_body(raw))]
 
         def put(raw: RawObject) -> None:
-            client.put_object(Bucket=self.s3.lake_bucket, Key=ref_key(obj.table, raw.day), Body=ref_body(raw))
-            self._keep_ref(ref_body(raw))  # what the staging steps will read (see _reference)
+            body = ref_body(raw)
+            client.put_object(Bucket=self.s3.lake_bucket, Key=ref_key(obj.table, raw.day), Body=body)
+            self._keep_ref(body)  # what the staging steps will read (see _reference)
 
         with ThreadPoolExecutor(self.s3.max_concurrency) as pool:
             list(pool.map(put, changed))
@@ -177,8 +178,9 @@ class RawS3IOManager(ConfigurableIOManager):
         Why: a range run's raw step has just stored the references its staging steps read, a request per
         table and day (3,195 for pagila); the copy the raw step keeps makes that one listing per table."""
         key = ref_key(table, day)
+        missing = FileNotFoundError(f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})")
         if key not in listed:
-            raise FileNotFoundError(f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})")
+            raise missing
         cached = self._ref_cache(listed[key][0])
         body = cached.read_bytes() if cached is not None and cached.exists() else b""
         if body and s3_etag(body) == listed[key][0]:  # a damaged copy is fetched again
@@ -187,9 +189,7 @@ class RawS3IOManager(ConfigurableIOManager):
             body = client.get_object(Bucket=self.s3.lake_bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise FileNotFoundError(
-                    f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})"
-                ) from exc
+                raise missing from exc
             raise
         self._keep_ref(body)
         return RawObject(**json.loads(body))
