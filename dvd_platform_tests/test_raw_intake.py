@@ -162,3 +162,19 @@ def test_a_day_without_a_reference_fails_the_load_naming_the_partition_and_key(s
     with pytest.raises(FileNotFoundError, match=re.escape(
             f"raw_rental partition 2024-05-09 is not materialized (no s3://{lake}/raw/rental/dt=2024-05-09/_ref.json)")):
         manager.load_input(context)
+
+
+def test_one_s3_client_per_configuration_and_credentials(monkeypatch):
+    """A run's resources, the raw IO manager's nested copy and each sensor tick build S3Buckets anew: they share
+    one client while the configuration and the AWS variables are the same, and get another when they differ."""
+    from dvd_platform.resources.s3 import S3Buckets
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "first")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    first = S3Buckets(endpoint_url="http://127.0.0.1:9", landing_bucket="in").get_client()
+    assert S3Buckets(endpoint_url="http://127.0.0.1:9", landing_bucket="in").get_client() is first
+    assert S3Buckets(endpoint_url="http://127.0.0.1:8", landing_bucket="in").get_client() is not first
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "second")
+    rotated = S3Buckets(endpoint_url="http://127.0.0.1:9", landing_bucket="in").get_client()
+    assert rotated is not first
+    assert rotated._request_signer._credentials.access_key == "second"
