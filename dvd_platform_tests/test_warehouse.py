@@ -167,6 +167,35 @@ def test_scd2_versions_and_point_in_time_binding(scd_days, pg, truth):
     assert query(pg, "SELECT DISTINCT customer_key FROM dw.fact_rental WHERE customer_id = 1 AND rental_ts < '2022-09-01'") == [(keys[0],)]
 
 
+def test_dimension_version_bounds_hold_on_every_loaded_day(scd_days, pg, settings_env):
+    """The bound that sends a small SCD2 load through the client (``_versions_bound``, from footers) is never
+    below the versions that start on a day, nor on the whole history; a day when only the member table
+    changed is bounded by its staged rows, and one when a table it denormalizes changed by every member."""
+    from dvd_platform.assets.warehouse import _versions_bound
+    from dvd_platform.resources.lake import LakeResource
+
+    lake = LakeResource(root=settings_env["DVD_LAKE_ROOT"])
+    sources = {"dim_customer": ("customer", "address", "city", "country"),
+               "dim_film": ("film", "language", "film_category", "category")}
+
+    def bound(tables: tuple[str, ...], days: list[date]) -> int:
+        return _versions_bound(lake, {t: lake.rows_per_day("staged", f"stg_{t}", days) for t in tables}, days)
+
+    for dim, tables in sources.items():
+        per_day = dict(query(pg, f"SELECT version_day, count(*) FROM dw.{dim} WHERE version_day IS NOT NULL "
+                                 "GROUP BY 1"))
+        assert sum(per_day.values()) > 1 and (dim == "dim_film" or len(per_day) > 1), f"{dim}: too few versions"
+        for day, versions in per_day.items():
+            assert bound(tables, [day]) >= versions, (dim, day)
+        days = lake.snapshot_days("staged", f"stg_{tables[0]}")
+        assert bound(tables, days) >= sum(per_day.values()), dim
+    assert bound(sources["dim_customer"], [SEPT[1]]) == 1  # customer 1's e-mail: the client's COPY
+    members = query(pg, "SELECT count(DISTINCT customer_id) FROM dw.dim_customer")[0][0]
+    only_an_address = {"customer": {SEPT[2]: 0}, "address": {SEPT[2]: 1}, "city": {SEPT[2]: 0},
+                       "country": {SEPT[2]: 0}}
+    assert _versions_bound(lake, only_an_address, [SEPT[2]]) >= members
+
+
 def test_rerunning_a_middle_day_of_the_history_matches_the_in_order_run(scd_days, pg, run_range):
     in_order = query(pg, "SELECT * FROM dw.dim_customer ORDER BY customer_key")
     facts = checksum(pg, "fact_rental")

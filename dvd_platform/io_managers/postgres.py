@@ -28,7 +28,9 @@ class WarehouseLoad:
     rows_quarantined: int | None = None
     inputs: str | None = None  # a type-1 load's input fingerprint, recorded in dw_audit.load_log
     skip: bool = False  # the inputs are those of the last successful load: log it, change nothing
-    expected_rows: int | None = None  # staged rows the load reads (footers): a small load skips the executors
+    # the most rows the load can stage (the facts' staged rows, the dimensions' bounds; from footers): a small
+    # load skips the executors
+    expected_rows: int | None = None
 
 
 def _cols(spec: str) -> tuple[tuple[str, str], ...]:

@@ -182,8 +182,8 @@ def _seconds_since(started: datetime) -> float:
 
 def _stage(conn, dsn: str, stage: Stage, spec: LoadSpec, df, expected_rows: int | None) -> int:
     """Create the stage (committed, so the executors see it) and COPY ``df`` into it; the rows copied.
-    ``df`` None stages no rows (and runs no Spark job). With ``expected_rows`` (the staged rows the load
-    reads, from the footers) at most ``CLIENT_COPY_MAX_ROWS``, the rows come through this process
+    ``df`` None stages no rows (and runs no Spark job). With ``expected_rows`` (the most rows the load
+    can stage, from the footers) at most ``CLIENT_COPY_MAX_ROWS``, the rows come through this process
     (``copy_from_client``); otherwise, or unknown, the executors stream them."""
     with conn.cursor() as cur:
         stage.create(cur, spec.stage_columns)
