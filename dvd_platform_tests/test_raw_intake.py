@@ -173,6 +173,7 @@ def test_one_s3_client_per_configuration_and_credentials(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     first = S3Buckets(endpoint_url="http://127.0.0.1:9", landing_bucket="in").get_client()
     assert S3Buckets(endpoint_url="http://127.0.0.1:9", landing_bucket="in").get_client() is first
+    assert S3Buckets(endpoint_url="http://127.0.0.1:9", landing_bucket="other").get_client() is first  # not a client setting
     assert S3Buckets(endpoint_url="http://127.0.0.1:8", landing_bucket="in").get_client() is not first
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "second")
     rotated = S3Buckets(endpoint_url="http://127.0.0.1:9", landing_bucket="in").get_client()

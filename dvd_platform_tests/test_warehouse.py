@@ -171,8 +171,9 @@ def test_dimension_version_bounds_hold_on_every_loaded_day(scd_days, pg, setting
     """The bound that sends a small SCD2 load through the client (``_versions_bound``, from footers) is never
     below the versions that start on a day, nor on the whole history; a day when only the member table
     changed is bounded by its staged rows, and one when a table it denormalizes changed by every member."""
-    from dvd_platform.assets.warehouse import _versions_bound
+    from dvd_platform.assets.warehouse import _versions_bound, type1_bound
     from dvd_platform.resources.lake import LakeResource
+    from dvd_platform.warehouse.copy_in import CLIENT_COPY_MAX_ROWS
 
     lake = LakeResource(root=settings_env["DVD_LAKE_ROOT"])
     sources = {"dim_customer": ("customer", "address", "city", "country"),
@@ -194,6 +195,12 @@ def test_dimension_version_bounds_hold_on_every_loaded_day(scd_days, pg, setting
     only_an_address = {"customer": {SEPT[2]: 0}, "address": {SEPT[2]: 1}, "city": {SEPT[2]: 0},
                        "country": {SEPT[2]: 0}}
     assert _versions_bound(lake, only_an_address, [SEPT[2]]) >= members
+    # Type-1: one row per key of the first table.
+    for table, (tables, loaded) in {"dim_store": (("store", "staff", "address", "city", "country"), "store_id <> -1"),
+                                    "dim_staff": (("staff",), "staff_id <> -1"),
+                                    "bridge_film_category": (("film_category", "category"), "true")}.items():
+        rows = query(pg, f"SELECT count(*) FROM dw.{table} WHERE {loaded}")[0][0]  # not the unknown member
+        assert 0 < rows <= type1_bound(lake, tables) < CLIENT_COPY_MAX_ROWS, table
 
 
 def test_rerunning_a_middle_day_of_the_history_matches_the_in_order_run(scd_days, pg, run_range):

@@ -116,7 +116,8 @@ def _versions_bound(lake: LakeResource, staged: dict[str, dict], days: list) -> 
 
 
 def _all_staged_rows(lake: LakeResource, table: str) -> int:
-    """Rows of every staged snapshot of ``table`` (footers): at least its distinct keys."""
+    """Rows of every staged snapshot of ``table`` (footers): at least its distinct keys. It lists every day's
+    snapshot (most days of a reference table have no Parquet file), as ``latest_inputs`` does."""
     asset = f"stg_{table}"
     return sum(lake.rows_per_day("staged", asset, lake.snapshot_days("staged", asset)).values())
 
@@ -161,11 +162,15 @@ def _type1_load(context: AssetExecutionContext, lake: LakeResource, spark: Spark
         context.log.info(f"{', '.join(tables)}: no staged snapshot changed since {asset}'s last load, "
                          "which is kept (load skipped, no Spark job)")
         return WarehouseLoad(None, inputs=inputs, skip=True)
-    # Each member's one row, from a join on keys of its tables' latest rows: at most the rows of every staged
-    # snapshot of the tables, so a small load goes through the client (``WarehouseLoad.expected_rows``).
-    bound = sum(_all_staged_rows(lake, table) for table in tables)
     return WarehouseLoad(rows(*(read_latest(lake, spark.session, table) for table in tables)), inputs=inputs,
-                         expected_rows=bound)
+                         expected_rows=type1_bound(lake, tables))
+
+
+def type1_bound(lake: LakeResource, tables: tuple[str, ...]) -> int:
+    """At most this many rows in a type-1 load (``WarehouseLoad.expected_rows``, as ``_versions_bound``): one per
+    key of its first table's latest state (the others are joined on their keys, one latest row each), so at
+    most the rows of that table's staged snapshots."""
+    return _all_staged_rows(lake, tables[0])
 
 
 #: The modules a type-1 load's rows depend on besides its inputs (with its stage columns, its load SQL and

@@ -37,8 +37,13 @@ def s3_client(endpoint_url: str | None, access_key: str | None = None, secret_ke
     )
 
 
-#: The environment a client's defaults come from (credentials, profile, region): part of its cache key.
-AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION")
+#: The environment a client's defaults come from (credentials, profile and its files, role, region, endpoint,
+#: CA bundle): part of its cache key.
+AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
+           "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+           "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE")
+#: Fields of :class:`S3Buckets` that the client does not depend on: left out of its cache key.
+NOT_CLIENT_FIELDS = {"landing_bucket", "lake_bucket", "max_concurrency"}
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
@@ -65,10 +70,13 @@ class S3Buckets(S3Resource):
         Building one costs 0.2-0.4 s here (a boto3 session, its service model). Dagster makes a resource
         instance per run, and one per resource that nests it (the raw IO manager's), and the landing
         sensor one per tick: a client per instance cost a one-day run about 0.5 s. The key holds the
-        resource's fields and the AWS variables its defaults read, so changed credentials get a new client.
+        resource's client fields and the AWS variables its defaults read, so changed settings get a new
+        client. Credentials that refresh themselves (a role, SSO, instance metadata) refresh in it; static
+        keys rewritten in a credentials file are read when the process (the code server) restarts.
         """
         if self._client is None:
-            key = json.dumps([self.model_dump(), [os.environ.get(v) for v in AWS_ENV]], sort_keys=True, default=str)
+            fields = self.model_dump(exclude=NOT_CLIENT_FIELDS)
+            key = json.dumps([fields, [os.environ.get(v) for v in AWS_ENV]], sort_keys=True, default=str)
             with _clients_lock:
                 if key not in _clients:
                     _clients[key] = self._new_client()
