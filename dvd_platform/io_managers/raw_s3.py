@@ -178,9 +178,8 @@ class RawS3IOManager(ConfigurableIOManager):
         Why: a range run's raw step has just stored the references its staging steps read, a request per
         table and day (3,195 for pagila); the copy the raw step keeps makes that one listing per table."""
         key = ref_key(table, day)
-        missing = FileNotFoundError(f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})")
         if key not in listed:
-            raise missing
+            raise self._not_materialized(table, day, key)
         cached = self._ref_cache(listed[key][0])
         body = cached.read_bytes() if cached is not None and cached.exists() else b""
         if body and s3_etag(body) == listed[key][0]:  # a damaged copy is fetched again
@@ -189,10 +188,14 @@ class RawS3IOManager(ConfigurableIOManager):
             body = client.get_object(Bucket=self.s3.lake_bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise missing from exc
+                raise self._not_materialized(table, day, key) from exc
             raise
         self._keep_ref(body)
         return RawObject(**json.loads(body))
+
+    def _not_materialized(self, table: str, day: date, key: str) -> FileNotFoundError:
+        """The error of a day whose reference is not in the lake (built only when raised: a range reads thousands)."""
+        return FileNotFoundError(f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})")
 
     def _ref_cache(self, etag: str) -> Path | None:
         """Where a reference with this ETag is kept locally; None for an ETag that is not an md5 (multipart)."""
