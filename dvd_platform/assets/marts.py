@@ -10,7 +10,7 @@ from dagster import AssetDep, AssetExecutionContext, MaterializeResult, TimeWind
 from dvd_platform.assets.warehouse import bridge_film_category, dim_film, dim_store, fact_payment, fact_rental
 from dvd_platform.automation import follows_checked_days_of_month, follows_checked_deps
 from dvd_platform.checks.results import evaluations
-from dvd_platform.checks.warehouse import mart_check, warehouse_check_specs
+from dvd_platform.checks.warehouse import mart_checks, warehouse_check_specs
 from dvd_platform.partitions import daily_partitions, monthly_partitions, single_run, window_days
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.warehouse.window import Window
@@ -26,7 +26,7 @@ def _run(context: AssetExecutionContext, warehouse: WarehouseResource, name: str
     context.log.info(f"{name}: {result.rows_loaded} rows for {window} in {result.seconds:.2f} s")
     yield MaterializeResult(metadata={"table": f"dw.{name}", "rows": result.rows_loaded,
                                       "load_seconds": round(result.seconds, 3)})
-    yield from evaluations(context, {key: [mart_check(warehouse, name, w)] for key, w in windows.items()})
+    yield from evaluations(context, {key: [r] for key, r in mart_checks(warehouse, name, windows).items()})
 
 
 def _day_windows(context: AssetExecutionContext) -> dict[str, Window]:

@@ -65,11 +65,11 @@ def _build(rule: dict) -> AssetChecksDefinition:
         key = AssetKey(rule["asset"])
         days = window_days(context.op_execution_context.partition_time_window)
         targets = latest_materializations(context.instance, key, [d.isoformat() for d in days])
-        value = None
-        for day in days:
-            window = Window(day, day)
-            if value is None or "%(" in sql_text:
-                value = warehouse.query(sql_text, window.params)[0][0]
+        per_day = "%(" in sql_text
+        params = [Window(day, day).params for day in (days if per_day else days[:1])]
+        values = [rows[0][0] for rows in warehouse.query_each(sql_text, params)]
+        for i, day in enumerate(days):
+            value = values[i if per_day else 0]
             yield AssetCheckEvaluation(
                 asset_key=key, check_name=rule["name"], severity=severity, blocking=severity == AssetCheckSeverity.ERROR,
                 passed=value is not None and OPERATORS[op](float(value), threshold),
