@@ -20,9 +20,11 @@ Measured (``benchmarks/event_storage_benchmark.py``): about 1.2 ms per check eva
 per other event one by one and 0.44 ms batched, against 11 to 24 ms (BENCHMARKS.md section 5).
 
 * ``store_event`` of a run's check evaluation (17,474 in a whole-pagila range run: one per check
-  and day): two transactions instead of three (the event's index copy and its check-execution
-  row in one), the event serialized once instead of twice, statements built once with bound
-  parameters. The rows are Dagster's, value for value (``test_event_log_storage.py``).
+  and day; Dagster never batches them) holds it back, and the held-back evaluations are written
+  together before the next use of the database (the next event, which follows at once, or any
+  read): the index's copies and check-execution rows in one transaction, the run's rows in one
+  statement. The event is serialized once, statements are built once with bound parameters, and
+  the rows are Dagster's, value for value (``test_event_log_storage.py``).
 * ``store_event_batch``: the events Dagster batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set (a
   run's planned materializations and check evaluations, and a range step's per-partition
   materializations; ``stack up`` sets it) go into each database in one transaction, each event
@@ -69,6 +71,8 @@ from sqlalchemy.engine import Connection, Engine
 
 #: Engines kept open: the index shard plus the run shards written most recently.
 MAX_ENGINES = 16
+#: A run's check evaluations held back to be written together: at most this many, or this old.
+MAX_PENDING, MAX_PENDING_SECONDS = 1000, 2.0
 
 _EXECUTIONS = AssetCheckExecutionsTable.c
 #: The check-execution row a run's planned check created, found as Dagster finds it (asset, check, run,
@@ -92,6 +96,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_pid = os.getpid()
         self._tables: set[str] = set()
         self._engines_lock = threading.Lock()  # the cache's own: _db_lock may be held when an engine is asked for
+        self._pending: list[EventLogEntry] = []  # check evaluations not written yet (see store_event)
         super().__init__(base_dir=base_dir or _default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -105,13 +110,21 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
+        """A transaction on the shard; held-back check evaluations are written first, so every read sees
+        them and every later event is stored after them (both happen under ``_db_lock``)."""
         with self._db_lock:
-            engine = self._engine(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
+            self._write_pending()
+            with self._transaction(shard) as conn:
                 yield conn
+
+    @contextmanager
+    def _transaction(self, shard: str) -> Iterator[Connection]:
+        engine = self._engine(shard)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        with engine.connect() as conn, conn.begin():
+            yield conn
 
     def _engine(self, shard: str) -> Engine:
         """The shard's engine, created on first use; the least recently used beyond ``MAX_ENGINES`` is closed."""
@@ -147,22 +160,54 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return found
 
     def store_event(self, event: EventLogEntry) -> None:
-        """A run's check evaluation as Dagster's ``store_event`` stores it, in two transactions instead of
-        three and serialized once; any other event by Dagster's own code."""
+        """A run's check evaluation is held back and written with the next ones (see ``_write_pending``);
+        any other event by Dagster's own code, after the held-back evaluations.
+
+        Why: Dagster never batches check evaluations, and a range run yields one per check and day (17,474
+        for pagila), each two commits and two connection checkouts when written alone. Held back, they are
+        written before the next use of the database: the next event (the check's own output follows at
+        once), any read, ``MAX_PENDING`` of them, one older than ``MAX_PENDING_SECONDS``, or ``dispose``."""
         if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or not event.run_id or not _HAS_RETURNING:
             super().store_event(event)
             return
-        row = self._event_to_row(event)
-        with self.run_connection(event.run_id) as conn:
-            conn.execute(SqlEventLogStorageTable.insert(), row)
-        with self.index_connection() as conn:
-            event_id = conn.execute(_INSERT_INDEX_EVENT, row).scalar_one()
-            execution = _execution_values(event, row, event_id)
-            key = {f"k_{name}": execution[name] for name in ("asset_key", "check_name", "run_id", "partition")}
-            updated = conn.execute(_UPDATE_EXECUTION, {**key, **execution}).rowcount
-            if updated == 0:  # no planned row (Dagster inserts one then, too)
-                conn.execute(AssetCheckExecutionsTable.insert(), execution)
-        if updated > 1:
+        with self._db_lock:
+            self._pending.append(event)
+            if len(self._pending) >= MAX_PENDING or event.timestamp - self._pending[0].timestamp > MAX_PENDING_SECONDS:
+                self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the held-back evaluations (caller holds ``_db_lock``): the index's copies and check-execution
+        rows in one transaction, then each run's rows in one statement, as ``store_event_batch`` does. If the
+        index transaction fails nothing is written, and each is written alone (an error then is raised)."""
+        events, self._pending = self._pending, []
+        if not events:
+            return
+        rows = [self._event_to_row(e) for e in events]
+        try:
+            with self._transaction(INDEX_SHARD_NAME) as conn:
+                for event, row in zip(events, rows):
+                    self._index_check_evaluation(conn, event, row)
+        except Exception:  # noqa: BLE001 - as Dagster does with a failed batch: one by one
+            for event, row in zip(events, rows):
+                with self._transaction(INDEX_SHARD_NAME) as conn:
+                    self._index_check_evaluation(conn, event, row)
+                with self._transaction(event.run_id) as conn:
+                    conn.execute(SqlEventLogStorageTable.insert(), row)
+            return
+        for run_id in dict.fromkeys(e.run_id for e in events):
+            with self._transaction(run_id) as conn:
+                conn.execute(SqlEventLogStorageTable.insert(), [r for e, r in zip(events, rows) if e.run_id == run_id])
+
+    @staticmethod
+    def _index_check_evaluation(conn: Connection, event: EventLogEntry, row: dict[str, Any]) -> None:
+        """The evaluation's copy in the index and its check-execution row, as Dagster's ``store_event`` writes them."""
+        event_id = conn.execute(_INSERT_INDEX_EVENT, row).scalar_one()
+        execution = _execution_values(event, row, event_id)
+        key = {f"k_{name}": execution[name] for name in ("asset_key", "check_name", "run_id", "partition")}
+        updated = conn.execute(_UPDATE_EXECUTION, {**key, **execution}).rowcount
+        if updated == 0:  # no planned row (Dagster inserts one then, too)
+            conn.execute(AssetCheckExecutionsTable.insert(), execution)
+        elif updated > 1:
             raise DagsterInvariantViolationError(
                 f"Updated {updated} rows for asset check evaluation {execution['asset_key']} {execution['check_name']} "
                 "as a result of duplicate AssetCheckPlanned events.")
@@ -200,11 +245,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.popitem()[1].dispose()
 
     def wipe(self) -> None:
-        """Close the connections first: the run shards' files are deleted."""
+        """Close the connections first: the run shards' files are deleted (and with them what was held back)."""
+        with self._db_lock:
+            self._pending = []
         self._dispose_engines()
         super().wipe()
 
     def dispose(self) -> None:
+        with self._db_lock:
+            self._write_pending()
         self._dispose_engines()
         super().dispose()
 

@@ -245,3 +245,36 @@ def test_check_evaluations_are_stored_as_dagster_stores_them(tmp_path, monkeypat
 
     written = _written_by_both(tmp_path, monkeypatch, store)
     assert len(written["index"]["asset_check_executions"]) == len(days) + 3
+
+
+def test_check_evaluations_are_written_together_and_before_anything_else(home):
+    """A range step's evaluations (one per day) share one index transaction instead of one each, yet any
+    read sees them at once, and the event stored next gets a later storage id than all of them."""
+    days = [f"2022-03-{d:02d}" for d in range(1, 26)]
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-02-28"))
+        storage = instance.event_log_storage
+        with mock.patch.object(PooledSqliteEventLogStorage, "_transaction", autospec=True,
+                               side_effect=PooledSqliteEventLogStorage._transaction) as transactions:
+            for day in days:
+                instance.handle_new_event(_evaluation(day, passed=day != days[-1]))
+            history = storage.get_asset_check_execution_history(AssetCheckKey(ASSET, "primary_key"), limit=100)
+        assert {e.partition: e.status.value for e in history} == {
+            d: "SUCCEEDED" if d != days[-1] else "FAILED" for d in days}, "a read did not see every evaluation"
+        assert transactions.call_count <= 3, f"{transactions.call_count} transactions for {len(days)} evaluations"
+        instance.handle_new_event(_materialization("2022-03-26"))
+        records = storage.get_records_for_run(RUN_ID, limit=100).records
+        order = [r.event_log_entry.dagster_event_type for r in records]
+        assert order[1:-1] == [DagsterEventType.ASSET_CHECK_EVALUATION] * len(days)
+        assert order[-1] == DagsterEventType.ASSET_MATERIALIZATION
+
+
+def test_held_back_evaluations_are_written_on_dispose(home):
+    """An evaluation with no event after it (the process ends) is not lost: disposing the instance writes it."""
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-02-01"))
+        instance.handle_new_event(_evaluation("2022-02-01", passed=True))
+        assert instance.event_log_storage._pending, "the evaluation was not held back: the test proves nothing"
+    with sqlite3.connect(home / "history" / "runs" / f"{RUN_ID}.db") as conn:
+        assert conn.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'"
+                            ).fetchone() == (1,)
