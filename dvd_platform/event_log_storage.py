@@ -97,6 +97,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._tables: set[str] = set()
         self._engines_lock = threading.Lock()  # the cache's own: _db_lock may be held when an engine is asked for
         self._pending: list[EventLogEntry] = []  # check evaluations not written yet (see store_event)
+        self._pending_pid = os.getpid()  # the process that holds them (a forked child must not write them too)
         super().__init__(base_dir=base_dir or _default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -171,6 +172,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             super().store_event(event)
             return
         with self._db_lock:
+            self._own_pending()
             self._pending.append(event)
             if len(self._pending) >= MAX_PENDING or event.timestamp - self._pending[0].timestamp > MAX_PENDING_SECONDS:
                 self._write_pending()
@@ -179,6 +181,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         """Write the held-back evaluations (caller holds ``_db_lock``): the index's copies and check-execution
         rows in one transaction, then each run's rows in one statement, as ``store_event_batch`` does. If the
         index transaction fails nothing is written, and each is written alone (an error then is raised)."""
+        self._own_pending()
         events, self._pending = self._pending, []
         if not events:
             return
@@ -197,6 +200,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         for run_id in dict.fromkeys(e.run_id for e in events):
             with self._transaction(run_id) as conn:
                 conn.execute(SqlEventLogStorageTable.insert(), [r for e, r in zip(events, rows) if e.run_id == run_id])
+
+    def _own_pending(self) -> None:
+        """In a forked child, forget the evaluations the parent holds: the parent writes them."""
+        if self._pending_pid != os.getpid():
+            self._pending, self._pending_pid = [], os.getpid()
 
     @staticmethod
     def _index_check_evaluation(conn: Connection, event: EventLogEntry, row: dict[str, Any]) -> None:

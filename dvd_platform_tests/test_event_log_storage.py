@@ -3,6 +3,7 @@ its connections, and what it writes is Dagster's own history, readable without i
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -278,3 +279,22 @@ def test_held_back_evaluations_are_written_on_dispose(home):
     with sqlite3.connect(home / "history" / "runs" / f"{RUN_ID}.db") as conn:
         assert conn.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'"
                             ).fetchone() == (1,)
+
+
+def test_a_forked_child_does_not_write_its_parents_held_back_evaluations(home):
+    """A child forked while an evaluation is held back stores its own events only: the parent writes the
+    evaluation, once."""
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-02-01"))
+        instance.handle_new_event(_evaluation("2022-02-01", passed=True))
+        assert instance.event_log_storage._pending, "the evaluation was not held back: the test proves nothing"
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child's own exit code is the assertion
+            try:
+                instance.handle_new_event(_materialization("2022-02-02"))
+            finally:
+                os._exit(0)
+        assert os.waitpid(child, 0)[1] == 0
+    with sqlite3.connect(home / "history" / "runs" / f"{RUN_ID}.db") as conn:
+        counts = dict(conn.execute("SELECT dagster_event_type, count(*) FROM event_logs GROUP BY 1").fetchall())
+    assert counts == {"ASSET_MATERIALIZATION": 2, "ASSET_CHECK_EVALUATION": 1}
