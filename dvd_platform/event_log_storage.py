@@ -7,7 +7,7 @@ each event pays an engine, a connection, an uncached statement compile and an fs
 each of the two or three databases it touches: about 30 ms per check evaluation and 22 ms per
 materialization on this machine kind, 8 to 9 minutes of a whole-pagila run.
 
-This subclass changes only how connections are made:
+This subclass changes how connections are made, and when check evaluations are written:
 
 * one engine per database file (the index shard and the recent run shards, at most
   ``MAX_ENGINES``), so connections and compiled statements are reused; ``has_table``, asked once
@@ -16,15 +16,18 @@ This subclass changes only how connections are made:
   it), where NORMAL still survives a crash or SIGKILL of any process; only an OS crash or power
   loss can lose the last commits, which a local, single-machine instance can afford.
 
-Measured (``benchmarks/event_storage_benchmark.py``): about 1.2 ms per check evaluation, 2-2.4 ms
-per other event one by one and 0.44 ms batched, against 11 to 24 ms (BENCHMARKS.md section 5).
+Measured (``benchmarks/event_storage_benchmark.py``, before evaluations were held back): about
+1.2 ms per check evaluation, 2-2.4 ms per other event one by one and 0.44 ms batched, against 11
+to 24 ms (BENCHMARKS.md section 5).
 
 * ``store_event`` of a run's check evaluation (17,474 in a whole-pagila range run: one per check
   and day; Dagster never batches them) holds it back, and the held-back evaluations are written
   together before the next use of the database (the next event, which follows at once, or any
   read): the index's copies and check-execution rows in one transaction, the run's rows in one
   statement. The event is serialized once, statements are built once with bound parameters, and
-  the rows are Dagster's, value for value (``test_event_log_storage.py``).
+  the rows are Dagster's, value for value (``test_event_log_storage.py``). The cost: a process
+  killed (SIGKILL, out of memory) between an evaluation and the next use of the database loses
+  the evaluations it held (at most ``MAX_PENDING``); an ordinary exit writes them.
 * ``store_event_batch``: the events Dagster batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set (a
   run's planned materializations and check evaluations, and a range step's per-partition
   materializations; ``stack up`` sets it) go into each database in one transaction, each event
@@ -45,12 +48,14 @@ dagster-postgres (``deploy/dagster.production.yaml``).
 
 from __future__ import annotations
 
+import atexit
 import os
 import sqlite3
 import tempfile
 import threading
+import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -98,6 +103,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_lock = threading.Lock()  # the cache's own: _db_lock may be held when an engine is asked for
         self._pending: list[EventLogEntry] = []  # check evaluations not written yet (see store_event)
         self._pending_pid = os.getpid()  # the process that holds them (a forked child must not write them too)
+        atexit.register(_write_at_exit, weakref.ref(self))  # a process that ends without dispose
         super().__init__(base_dir=base_dir or _default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -167,7 +173,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         Why: Dagster never batches check evaluations, and a range run yields one per check and day (17,474
         for pagila), each two commits and two connection checkouts when written alone. Held back, they are
         written before the next use of the database: the next event (the check's own output follows at
-        once), any read, ``MAX_PENDING`` of them, one older than ``MAX_PENDING_SECONDS``, or ``dispose``."""
+        once), any read, ``MAX_PENDING`` of them, an evaluation coming more than ``MAX_PENDING_SECONDS``
+        after the oldest held (not a timer), ``dispose`` or the process's exit."""
         if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or not event.run_id or not _HAS_RETURNING:
             super().store_event(event)
             return
@@ -179,30 +186,45 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _write_pending(self) -> None:
         """Write the held-back evaluations (caller holds ``_db_lock``): the index's copies and check-execution
-        rows in one transaction, then each run's rows in one statement, as ``store_event_batch`` does. If the
-        index transaction fails nothing is written, and each is written alone (an error then is raised)."""
+        rows in one transaction, then each run's rows in one statement, as ``store_event_batch`` does.
+
+        A failed batch statement committed nothing, so its events are written again one by one, as Dagster
+        does with a failed batch; every event is tried, and the first failure is raised after them (with
+        how many failed), in whichever call wrote them: nothing is written twice or dropped unsaid."""
         self._own_pending()
         events, self._pending = self._pending, []
         if not events:
             return
-        rows = [self._event_to_row(e) for e in events]
+        errors: list[Exception] = []
+        rows = _attempt(errors, [lambda e=e: (e, self._event_to_row(e)) for e in events])
         try:
             with self._transaction(INDEX_SHARD_NAME) as conn:
-                for event, row in zip(events, rows):
+                for event, row in rows:
                     self._index_check_evaluation(conn, event, row)
-        except Exception:  # noqa: BLE001 - as Dagster does with a failed batch: one by one
-            for event, row in zip(events, rows):
-                with self._transaction(INDEX_SHARD_NAME) as conn:
-                    self._index_check_evaluation(conn, event, row)
-                with self._transaction(event.run_id) as conn:
-                    conn.execute(SqlEventLogStorageTable.insert(), row)
-            return
-        for run_id in dict.fromkeys(e.run_id for e in events):
-            with self._transaction(run_id) as conn:
-                conn.execute(SqlEventLogStorageTable.insert(), [r for e, r in zip(events, rows) if e.run_id == run_id])
+        except Exception:  # noqa: BLE001 - one by one below; the errors that remain are raised
+            _attempt(errors, [lambda e=e, r=r: self._index_one(e, r) for e, r in rows])
+        for run_id in dict.fromkeys(e.run_id for e, _ in rows):
+            mine = [(e, r) for e, r in rows if e.run_id == run_id]
+            try:
+                with self._transaction(run_id) as conn:
+                    conn.execute(SqlEventLogStorageTable.insert(), [r for _, r in mine])
+            except Exception:  # noqa: BLE001 - as above
+                _attempt(errors, [lambda e=e, r=r: self._run_one(e, r) for e, r in mine])
+        if errors:
+            raise DagsterInvariantViolationError(
+                f"{len(errors)} of {len(events)} held-back check evaluations could not be stored") from errors[0]
+
+    def _index_one(self, event: EventLogEntry, row: dict[str, Any]) -> None:
+        with self._transaction(INDEX_SHARD_NAME) as conn:
+            self._index_check_evaluation(conn, event, row)
+
+    def _run_one(self, event: EventLogEntry, row: dict[str, Any]) -> None:
+        with self._transaction(event.run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), row)
 
     def _own_pending(self) -> None:
-        """In a forked child, forget the evaluations the parent holds: the parent writes them."""
+        """In a forked child, forget the evaluations the parent holds: the parent writes them (after the
+        child's own events, if the child writes first: storage ids then follow the writes, not the clock)."""
         if self._pending_pid != os.getpid():
             self._pending, self._pending_pid = [], os.getpid()
 
@@ -260,10 +282,33 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().wipe()
 
     def dispose(self) -> None:
+        try:
+            self.write_held_back()
+        finally:
+            self._dispose_engines()
+            super().dispose()
+
+    def write_held_back(self) -> None:
+        """Write the held-back check evaluations now (``dispose`` does, and the process's exit)."""
         with self._db_lock:
             self._write_pending()
-        self._dispose_engines()
-        super().dispose()
+
+
+def _attempt(errors: list[Exception], calls: list[Callable[[], Any]]) -> list:
+    """Each call's result, in order; a call that raises is left out and its error kept in ``errors``."""
+    results = []
+    for call in calls:
+        try:
+            results.append(call())
+        except Exception as exc:  # noqa: BLE001 - kept, raised by the caller after every event was tried
+            errors.append(exc)
+    return results
+
+
+def _write_at_exit(storage: weakref.ref) -> None:
+    live = storage()
+    if live is not None and live._pending:
+        live.write_held_back()
 
 
 def _execution_values(event: EventLogEntry, row: dict[str, Any], event_id: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg2.errors
 import pytest
 import yaml
 from pyspark.sql import functions as F
@@ -586,6 +587,16 @@ def test_yaml_rules_pass_and_fail(wh):
     execute(wh, "TRUNCATE dw.fact_rental, dw.fact_payment")
     empty = run_rules(wh, WINDOW)
     assert not empty["fact_payment:table_not_empty"][0] and not empty["fact_rental:table_not_empty"][0]
+
+
+def test_query_each_runs_every_statement_in_its_own_read_only_transaction(wh):
+    """One connection, but each day's query is its own READ COMMITTED transaction (a fresh snapshot taken
+    after its locks, none held past it, as on a connection of its own), and a rule cannot write."""
+    first, second = wh.query_each("SELECT now(), current_setting('transaction_isolation'), pg_sleep(0.02)", [{}, {}])
+    assert first[0][0] != second[0][0], "both statements ran in one transaction"
+    assert first[0][1] == second[0][1] == "read committed"
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+        wh.query_each("CREATE TABLE dw.written_by_a_rule (x int)", [{}])
 
 
 def test_yaml_rules_judge_each_day_of_a_range(wh):

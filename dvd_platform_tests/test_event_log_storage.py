@@ -33,8 +33,10 @@ from dagster._core.events import (
     StepMaterializationData,
     generate_event_batch_id,
 )
+from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events.log import EventLogEntry
 
+from dvd_platform import event_log_storage
 from dvd_platform.event_log_storage import PooledSqliteEventLogStorage
 from dvd_platform.settings import PROJECT_ROOT
 
@@ -249,25 +251,80 @@ def test_check_evaluations_are_stored_as_dagster_stores_them(tmp_path, monkeypat
 
 
 def test_check_evaluations_are_written_together_and_before_anything_else(home):
-    """A range step's evaluations (one per day) share one index transaction instead of one each, yet any
-    read sees them at once, and the event stored next gets a later storage id than all of them."""
+    """A range step's evaluations (one per day) are not written one by one: they wait for the next use of
+    the database, and the event stored next is stored after all of them."""
     days = [f"2022-03-{d:02d}" for d in range(1, 26)]
     with DagsterInstance.get() as instance:
         instance.handle_new_event(_materialization("2022-02-28"))
-        storage = instance.event_log_storage
         with mock.patch.object(PooledSqliteEventLogStorage, "_transaction", autospec=True,
                                side_effect=PooledSqliteEventLogStorage._transaction) as transactions:
             for day in days:
-                instance.handle_new_event(_evaluation(day, passed=day != days[-1]))
-            history = storage.get_asset_check_execution_history(AssetCheckKey(ASSET, "primary_key"), limit=100)
-        assert {e.partition: e.status.value for e in history} == {
-            d: "SUCCEEDED" if d != days[-1] else "FAILED" for d in days}, "a read did not see every evaluation"
-        assert transactions.call_count <= 3, f"{transactions.call_count} transactions for {len(days)} evaluations"
+                instance.handle_new_event(_evaluation(day, passed=True))
+            assert transactions.call_count == 0, f"{transactions.call_count} transactions for held-back evaluations"
         instance.handle_new_event(_materialization("2022-03-26"))
-        records = storage.get_records_for_run(RUN_ID, limit=100).records
+        records = instance.event_log_storage.get_records_for_run(RUN_ID, limit=100).records
         order = [r.event_log_entry.dagster_event_type for r in records]
-        assert order[1:-1] == [DagsterEventType.ASSET_CHECK_EVALUATION] * len(days)
-        assert order[-1] == DagsterEventType.ASSET_MATERIALIZATION
+        assert order == [DagsterEventType.ASSET_MATERIALIZATION, *[DagsterEventType.ASSET_CHECK_EVALUATION] * len(days),
+                         DagsterEventType.ASSET_MATERIALIZATION]
+
+
+def test_a_read_sees_held_back_evaluations(home):
+    days = [f"2022-03-{d:02d}" for d in range(1, 6)]
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-02-28"))
+        for day in days:
+            instance.handle_new_event(_evaluation(day, passed=day != days[-1]))
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(ASSET, "primary_key"), limit=100)
+        assert {e.partition: e.status.value for e in history} == {
+            d: "SUCCEEDED" if d != days[-1] else "FAILED" for d in days}
+
+
+def _stored_evaluations(home: Path) -> int:
+    with sqlite3.connect(home / "history" / "runs" / f"{RUN_ID}.db") as conn:
+        return conn.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'"
+                            ).fetchone()[0]
+
+
+def test_held_back_evaluations_are_written_when_many_or_old(home, monkeypatch):
+    """No other event needed: the MAX_PENDING-th evaluation writes them, and so does one that comes more than
+    MAX_PENDING_SECONDS after the oldest held."""
+    monkeypatch.setattr(event_log_storage, "MAX_PENDING", 3)
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-02-01"))
+        for day in ("2022-02-01", "2022-02-02"):
+            instance.handle_new_event(_evaluation(day, passed=True))
+        assert _stored_evaluations(home) == 0
+        instance.handle_new_event(_evaluation("2022-02-03", passed=True))
+        assert _stored_evaluations(home) == 3
+        instance.handle_new_event(_evaluation("2022-02-04", passed=True))
+        later = _evaluation("2022-02-05", passed=True)
+        instance.handle_new_event(later._replace(timestamp=later.timestamp + 1 + event_log_storage.MAX_PENDING_SECONDS))
+        assert _stored_evaluations(home) == 5
+
+
+def test_a_failed_write_stores_every_other_evaluation_and_says_how_many_failed(home):
+    """One evaluation the index refuses: the batch is written again one by one, the others are all stored
+    (once), the run's own log has all five, and the error says one failed."""
+    real = PooledSqliteEventLogStorage._index_check_evaluation
+
+    def refuse_feb_3(conn, event, row):
+        if event.get_dagster_event().asset_check_evaluation_data.partition == "2022-02-03":
+            raise RuntimeError("disk full")
+        return real(conn, event, row)
+
+    days = [f"2022-02-{d:02d}" for d in range(1, 6)]
+    with DagsterInstance.get() as instance:
+        instance.handle_new_event(_materialization("2022-02-01"))
+        for day in days:
+            instance.handle_new_event(_evaluation(day, passed=True))
+        with mock.patch.object(PooledSqliteEventLogStorage, "_index_check_evaluation", side_effect=refuse_feb_3):
+            with pytest.raises(DagsterInvariantViolationError, match="1 of 5 held-back"):
+                instance.event_log_storage.write_held_back()
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(ASSET, "primary_key"), limit=100)
+        assert sorted(e.partition for e in history) == [d for d in days if d != "2022-02-03"]
+    assert _stored_evaluations(home) == len(days)
 
 
 def test_held_back_evaluations_are_written_on_dispose(home):
@@ -276,9 +333,7 @@ def test_held_back_evaluations_are_written_on_dispose(home):
         instance.handle_new_event(_materialization("2022-02-01"))
         instance.handle_new_event(_evaluation("2022-02-01", passed=True))
         assert instance.event_log_storage._pending, "the evaluation was not held back: the test proves nothing"
-    with sqlite3.connect(home / "history" / "runs" / f"{RUN_ID}.db") as conn:
-        assert conn.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'"
-                            ).fetchone() == (1,)
+    assert _stored_evaluations(home) == 1
 
 
 def test_a_forked_child_does_not_write_its_parents_held_back_evaluations(home):
@@ -289,11 +344,13 @@ def test_a_forked_child_does_not_write_its_parents_held_back_evaluations(home):
         instance.handle_new_event(_evaluation("2022-02-01", passed=True))
         assert instance.event_log_storage._pending, "the evaluation was not held back: the test proves nothing"
         child = os.fork()
-        if child == 0:  # pragma: no cover - the child's own exit code is the assertion
+        if child == 0:  # pragma: no cover - in the child: its exit code says whether its own event was stored
+            code = 1
             try:
                 instance.handle_new_event(_materialization("2022-02-02"))
+                code = 0
             finally:
-                os._exit(0)
+                os._exit(code)
         assert os.waitpid(child, 0)[1] == 0
     with sqlite3.connect(home / "history" / "runs" / f"{RUN_ID}.db") as conn:
         counts = dict(conn.execute("SELECT dagster_event_type, count(*) FROM event_logs GROUP BY 1").fetchall())

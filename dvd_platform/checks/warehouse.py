@@ -230,7 +230,7 @@ MART_TOTALS = {
 
 
 def mart_checks(warehouse: WarehouseResource, asset: str, windows: dict[str, Window]) -> dict[str, AssetCheckResult]:
-    """The mart's totals against its facts, per partition (one connection and snapshot for all)."""
+    """The mart's totals against its facts, per partition (one connection for all, a statement each)."""
     q = MART_TOTALS[asset]
     rows = warehouse.query_each(q, [w.params for w in windows.values()])
     out = {}

@@ -85,19 +85,20 @@ class WarehouseResource(ConfigurableResource):
             conn.close()
 
     def query_each(self, statement, params_seq) -> list[list[tuple]]:
-        """Run one statement once per parameter set, on one connection in one read-only snapshot.
+        """Run one statement once per parameter set, on one connection; the rows of each.
 
         Why: a check evaluated per day of a 213-day range made a connection per day (a backend fork,
-        about 10 ms each); one REPEATABLE READ transaction also judges every day on the same data."""
+        about 10 ms each). Each statement is still its own read-only transaction (autocommit), as on
+        its own connection: it takes its snapshot after its locks (READ COMMITTED), so one waiting
+        behind a partition swap sees the swapped rows, and it holds no lock past its own end."""
         conn = self.connect()
         try:
-            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            conn.set_session(readonly=True, autocommit=True)
             with conn.cursor() as cur:
                 out = []
                 for params in params_seq:
                     cur.execute(statement, params)
                     out.append(cur.fetchall())
-            conn.commit()
             return out
         finally:
             conn.close()
