@@ -68,8 +68,7 @@ def _build(rule: dict) -> AssetChecksDefinition:
         per_day = "%(" in sql_text
         params = [Window(day, day).params for day in (days if per_day else days[:1])]
         values = [rows[0][0] for rows in warehouse.query_each(sql_text, params)]
-        for i, day in enumerate(days):
-            value = values[i if per_day else 0]
+        for day, value in zip(days, values if per_day else values * len(days)):
             yield AssetCheckEvaluation(
                 asset_key=key, check_name=rule["name"], severity=severity, blocking=severity == AssetCheckSeverity.ERROR,
                 passed=value is not None and OPERATORS[op](float(value), threshold),
