@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter, instance_for_test
@@ -107,6 +108,39 @@ def ui_instance() -> Iterator[tuple[DagsterInstance, WorkspaceProcessContext]]:
     with instance_for_test(set_dagster_home=False, synchronous_run_launcher=True) as instance, \
             create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origin), instance) as workspace:
         yield instance, workspace
+
+
+def test_a_range_write_keeps_each_day_in_one_file(spark, tmp_path):
+    """``write_days`` puts each day's rows in one Parquet file, however Spark spread them over its partitions
+    (before: a file per partition holding some of the day, 744 files for pagila's 213 days of payments)."""
+    lake = LakeResource(root=str(tmp_path))
+    days = [date(2022, 9, 1) + timedelta(n) for n in range(4)]  # the last one without rows
+    rows = spark.range(0, 300, 1, 4).selectExpr("id", "date_add(DATE'2022-09-01', CAST(id % 3 AS int)) AS dt")
+    written = lake.write_days(rows, "staged", "stg_probe", days)
+    assert {day: len(list(Path(path).glob("*.parquet"))) for day, path in written.items()} == dict(
+        zip(days, [1, 1, 1, 0]))
+    back = lake.read_days(spark, "staged", "stg_probe", days, "id long, dt date").collect()
+    assert sorted(r["id"] for r in back) == list(range(300))
+
+
+def test_staged_columns_are_declared_on_the_asset_not_on_each_partition(sample_loaded, defs, dagster_instance):
+    """The Columns tab comes from the definition (the contract's columns plus ``dt``), so the sample's range run
+    gives each day's materialization its own figures and no copy of the columns (213 copies a table before)."""
+    from dagster import TableSchema
+
+    first, last, summary = sample_loaded
+    key = AssetKey("stg_payment")
+    declared = defs.resolve_asset_graph().get(key).metadata["dagster/column_schema"]
+    assert [(c.name, c.type) for c in declared.columns] == [(c.name, c.type) for c in TABLES["payment"].schema] + [
+        ("dt", "date")]
+    records = [r for r in dagster_instance.fetch_materializations(key, limit=10_000).records
+               if r.run_id == summary.run_id]
+    assert sorted(r.partition_key for r in records) == [
+        (first + timedelta(n)).isoformat() for n in range((last - first).days + 1)]
+    for record in records:
+        metadata = record.asset_materialization.metadata
+        assert {"rows_in", "rows_out", "rows_quarantined"} <= metadata.keys()
+        assert not [k for k, v in metadata.items() if isinstance(v.value, TableSchema)], record.partition_key
 
 
 def test_thirty_day_range_is_one_run_and_one_step(sample_loaded):

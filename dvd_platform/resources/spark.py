@@ -82,8 +82,10 @@ class SparkResource(ConfigurableResource):
             "spark.default.parallelism": str(self.shuffle_partitions),
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
-            # The JVM's log level from its start; a Connect client has no setLogLevel.
-            "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+            # The JVM's log level from its start; a Connect client has no setLogLevel. JIT with C1 only:
+            # the platform's queries are many small plans, and C2 compiling them spent about half the
+            # driver's CPU; the pagila range ran about 10 % faster without it (BENCHMARKS.md, section 15).
+            "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN -XX:TieredStopAtLevel=1",
         }
         if self.master.startswith("local"):
             conf["spark.driver.host"] = "127.0.0.1"
