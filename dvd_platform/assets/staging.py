@@ -63,7 +63,8 @@ def build_staged_asset(table: str) -> AssetsDefinition:
         description=f"{table} rows of each day, typed (explicit schema, timestamps in UTC), trimmed and "
         f"de-duplicated on the primary key (latest last_update wins); bad rows are quarantined.",
         # The columns once, on the definition (the asset's Columns tab, shown before any run), not on each
-        # partition's materialization: a range run wrote them 213 times per table, the bulk of its events.
+        # partition's materialization: a range run wrote them 213 times per table, about 40 % of each of those
+        # events' bytes and most of their serialization time.
         metadata={"table_contract": contract.types,
                   "dagster/column_schema": TableSchema(columns=[TableColumn(c.name, c.type) for c in contract.schema]
                                                        + [TableColumn("dt", "date")])},

@@ -26,6 +26,11 @@ from pydantic import PrivateAttr
 
 REMOTE_ENV = "DVD_SPARK_REMOTE"
 CONNECT_DEFAULT_PORT = 15002
+#: The JIT of a classic driver, a JVM that lives for one run: C1 only. Its work is many small plans, each
+#: compiled once; C2's optimizing compiles spent about half the JVM's CPU and did not pay back within a
+#: run (a fresh JVM's pagila range: 100.7 -> 91.9 s, BENCHMARKS.md section 15). A long-lived Connect
+#: server keeps C2: warm, its busiest one-day runs were 1-3 s faster with it.
+SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
 
 
 #: The error class a Spark Connect server answers with for a session it has closed.
@@ -82,10 +87,8 @@ class SparkResource(ConfigurableResource):
             "spark.default.parallelism": str(self.shuffle_partitions),
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
-            # The JVM's log level from its start; a Connect client has no setLogLevel. JIT with C1 only:
-            # the platform's queries are many small plans, and C2 compiling them spent about half the
-            # driver's CPU; the pagila range ran about 10 % faster without it (BENCHMARKS.md, section 15).
-            "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN -XX:TieredStopAtLevel=1",
+            # The JVM's log level from its start; a Connect client has no setLogLevel.
+            "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
         }
         if self.master.startswith("local"):
             conf["spark.driver.host"] = "127.0.0.1"
@@ -121,7 +124,9 @@ class SparkResource(ConfigurableResource):
         """
         if self.remote_url:
             return {"spark.remote": self.remote_url, **self.session_config(), **self.extra_conf}
-        return {**self.server_config(), **self.session_config(), **self.extra_conf}
+        driver = self.server_config()
+        driver["spark.driver.extraJavaOptions"] += " " + SHORT_LIVED_JIT
+        return {**driver, **self.session_config(), **self.extra_conf}
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Classic executors must run this interpreter (the venv's packages), and bind loopback, not eth0.
