@@ -65,8 +65,7 @@ def build_staged_asset(table: str) -> AssetsDefinition:
         # The columns once, on the definition (the asset's Columns tab, shown before any run), not on each
         # partition's materialization: a range run wrote them 213 times per table, about 40 % of each of those
         # events' bytes and most of their serialization time.
-        metadata={"table_contract": contract.types,
-                  "dagster/column_schema": TableSchema(columns=[TableColumn(c.name, c.type) for c in contract.schema]
+        metadata={"dagster/column_schema": TableSchema(columns=[TableColumn(c.name, c.type) for c in contract.schema]
                                                        + [TableColumn("dt", "date")])},
         check_specs=staged_check_specs(table),
         # Foreign-key checks read the referenced staged tables: stage those first.

@@ -27,9 +27,10 @@ from pydantic import PrivateAttr
 REMOTE_ENV = "DVD_SPARK_REMOTE"
 CONNECT_DEFAULT_PORT = 15002
 #: The JIT of a classic driver, a JVM that lives for one run: C1 only. Its work is many small plans, each
-#: compiled once; C2's optimizing compiles spent about half the JVM's CPU and did not pay back within a
-#: run (a fresh JVM's pagila range: 100.7 -> 91.9 s, BENCHMARKS.md section 15). A long-lived Connect
-#: server keeps C2: warm, its busiest one-day runs were 1-3 s faster with it.
+#: compiled once; the compiler threads used about half a fresh JVM's CPU and C2's code did not pay back
+#: within a run (pagila, classic: range 105.8 -> 99.7 s, one day 23.9 -> 19.8 s; BENCHMARKS.md section 15).
+#: A long-lived Connect server keeps C2: warm, its busiest one-day runs were up to 3.4 s faster with it.
+#: Measured at pagila's size only. ``extra_conf`` setting spark.driver.extraJavaOptions replaces these options.
 SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
 
 
