@@ -112,7 +112,7 @@ def ui_instance() -> Iterator[tuple[DagsterInstance, WorkspaceProcessContext]]:
 
 def test_a_range_write_keeps_each_day_in_one_file(spark, tmp_path):
     """``write_days`` puts each day's rows in one Parquet file, however Spark spread them over its partitions
-    (before: a file per partition holding some of the day, 744 files for pagila's 213 days of payments)."""
+    (before: a file per partition holding some of the day, 744 files for pagila's 186 days with payments)."""
     lake = LakeResource(root=str(tmp_path))
     days = [date(2022, 9, 1) + timedelta(n) for n in range(4)]  # the last one without rows
     rows = spark.range(0, 300, 1, 4).selectExpr("id", "date_add(DATE'2022-09-01', CAST(id % 3 AS int)) AS dt")
