@@ -7,6 +7,7 @@ blocking check, and only that day waits.
 """
 
 from dagster import AutomationCondition
+from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG
 
 #: An upstream partition of this one has a failed blocking check (its latest result, for that partition).
 UPSTREAM_CHECK_FAILED = AutomationCondition.any_deps_match(
@@ -16,11 +17,20 @@ UPSTREAM_CHECK_FAILED = AutomationCondition.any_deps_match(
 #: An upstream partition changed, whichever run changed it. Dagster's ``any_deps_updated()`` ignores
 #: updates made by a run that also targeted this asset; here they count: when a range run's staged
 #: step fails a blocking check on one day, the run skips the warehouse for every day, and the good
-#: days must still follow (its ``since_last_handled`` already ignores updates older than our own).
+#: days must still follow (the reset, ``_HANDLED``, ignores updates older than our own).
 _DEPS_UPDATED = AutomationCondition.any_deps_match(
     AutomationCondition.newly_updated() | AutomationCondition.will_be_requested()).with_label("any_deps_updated")
-#: Something to do: the partition is missing, or an upstream partition changed since it was last handled.
-_TRIGGER = (AutomationCondition.newly_missing() | _DEPS_UPDATED).since_last_handled()
+#: Something to do: the partition is missing, or an upstream partition changed.
+_NEWS = AutomationCondition.newly_missing() | _DEPS_UPDATED
+#: When a partition counts as handled. Updated by a run automation did not launch (the sensor's, a
+#: backfill, a click: they load a day's upstream in the same run), or requested by automation, unless
+#: an upstream day changed since that request. Not Dagster's ``since_last_handled()``: there, the
+#: update by automation's own run resets too, so an upstream day that lands while that run is in
+#: flight (after its SQL read the old rows) never triggers the day again, and the mart stays stale.
+_HANDLED = ((AutomationCondition.newly_requested() & ~_NEWS) | AutomationCondition.initial_evaluation()
+            | (AutomationCondition.newly_updated()
+               & ~AutomationCondition.executed_with_tags(tag_keys={AUTOMATION_CONDITION_TAG}))).with_label("handled")
+_TRIGGER = _NEWS.since(_HANDLED)
 _QUIET = ~AutomationCondition.any_deps_in_progress() & ~AutomationCondition.in_progress()
 
 
@@ -41,4 +51,4 @@ def follows_checked_days_of_month() -> AutomationCondition:
 
 def redraws_after_deps() -> AutomationCondition:
     """An unpartitioned report over partitioned parents: once after their updates, when none runs."""
-    return (_DEPS_UPDATED.since_last_handled() & _QUIET).with_label("redraws_after_deps")
+    return (_DEPS_UPDATED.since(_HANDLED) & _QUIET).with_label("redraws_after_deps")

@@ -31,6 +31,7 @@ from dagster import (
     DagsterEvent,
     DagsterEventType,
     DagsterInstance,
+    DagsterRunStatus,
     evaluate_automation_conditions,
     materialize,
 )
@@ -702,6 +703,63 @@ def test_marts_automation_follows_any_day_gated_on_that_days_checks():
     assert tick() == set()
     land("2022-10-03", assets=[AssetKey("fact_rental")])  # the same re-run, the check passes now
     assert tick() == {"2022-10-03"}
+
+
+def test_an_upstream_day_that_lands_while_the_marts_run_is_in_flight_runs_the_mart_again():
+    """A mart run automation requested reads the facts, then a re-drop's facts land before that run
+    ends: the mart's own materialization is newer than the facts' but holds the old rows, so automation
+    must request the day once more. A run automation did not request (here: reports, as a click or the
+    sensor's run would) that updates the facts and then the mart needs nothing more."""
+    from dagster._core.events import AssetMaterializationPlannedData, StepMaterializationData
+    from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG
+    from dagster._core.test_utils import create_run_for_test
+
+    from dvd_platform.definitions import defs
+
+    mart, fact, day = AssetKey("mart_daily_revenue"), AssetKey("fact_payment"), "2022-10-02"
+    instance = DagsterInstance.ephemeral()
+    cursor = None
+
+    def tick() -> set:
+        nonlocal cursor
+        result = evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=AssetSelection.assets(mart),
+            evaluation_time=datetime(2022, 11, 20, 1, tzinfo=UTC), cursor=cursor)
+        cursor = result.cursor
+        return set(result.get_requested_partitions(mart))
+
+    def land(*keys: AssetKey) -> None:
+        for key in keys:
+            instance.report_runless_asset_event(AssetMaterialization(asset_key=key, partition=day))
+
+    def event(run_id: str, kind: DagsterEventType, data=None) -> None:
+        instance.report_dagster_event(DagsterEvent(kind.value, "__ASSET_JOB", event_specific_data=data), run_id=run_id)
+
+    def automation_run_while_the_facts_land(tick_in_between: bool) -> None:
+        run = create_run_for_test(instance, job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED,
+                                  tags={AUTOMATION_CONDITION_TAG: "true"})  # the run automation launched
+        event(run.run_id, DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+              AssetMaterializationPlannedData(mart, partition=day))
+        if tick_in_between:
+            assert tick() == set()  # in flight
+        land(fact)  # the re-drop's facts, while the mart's run is in flight
+        assert tick() == set()  # not while it runs
+        event(run.run_id, DagsterEventType.ASSET_MATERIALIZATION,
+              StepMaterializationData(AssetMaterialization(asset_key=mart, partition=day)))
+        event(run.run_id, DagsterEventType.RUN_SUCCESS)
+
+    assert tick() == set()
+    land(*defs.resolve_asset_graph().get(mart).parent_keys)
+    assert tick() == {day}
+    # The facts land before the next tick (which sees the request and the facts' update at once) ...
+    automation_run_while_the_facts_land(tick_in_between=False)
+    assert tick() == {day}  # its rows predate the facts: once more
+    # ... or after it.
+    automation_run_while_the_facts_land(tick_in_between=True)
+    assert tick() == {day}
+    assert tick() == set()
+    land(fact, mart)  # a run of both that automation did not launch: handled
+    assert tick() == set()
 
 
 # ============================================================================ end to end
