@@ -54,6 +54,8 @@ ENV_VARS: dict[str, str] = {
     "DVD_QUARANTINE_ERROR_RATIO": "Quarantined/read rows above which the quarantine check is an ERROR (default 0.05).",
     "DVD_FRESHNESS_LAG_DAYS": "Days the newest loaded payment day may lag today before the freshness check warns (default 2).",
     "DVD_SENSOR_INTERVAL_SECONDS": "Minimum seconds between landing-sensor ticks (default 30; read when the code location loads).",
+    "DVD_AUTOMATION_INTERVAL_SECONDS": "Minimum seconds between the automation sensor's ticks (default 30, Dagster's; "
+                                       "read when the code location loads).",
     "DVD_PARTITIONS_START": "First day of the daily partitions (default 2022-01-01).",
     "DVD_STATE_DIR": "Where the local stack keeps its state (default .dvd in the project).",
     "DAGSTER_HOME": "Dagster instance directory (local default .dvd/dagster_home).",
