@@ -17,27 +17,31 @@ UPSTREAM_CHECK_FAILED = AutomationCondition.any_deps_match(
 #: An upstream partition changed, whichever run changed it. Dagster's ``any_deps_updated()`` ignores
 #: updates made by a run that also targeted this asset; here they count: when a range run's staged
 #: step fails a blocking check on one day, the run skips the warehouse for every day, and the good
-#: days must still follow (the reset, ``_HANDLED``, ignores updates older than our own).
+#: days must still follow.
 _DEPS_UPDATED = AutomationCondition.any_deps_match(
     AutomationCondition.newly_updated() | AutomationCondition.will_be_requested()).with_label("any_deps_updated")
 #: Something to do: the partition is missing, or an upstream partition changed.
 _NEWS = AutomationCondition.newly_missing() | _DEPS_UPDATED
-#: When a partition counts as handled. Updated by a run automation did not launch (the sensor's, a
-#: backfill, a click: they load a day's upstream in the same run), or requested by automation, unless
-#: an upstream day changed since that request. Not Dagster's ``since_last_handled()``: there, the
-#: update by automation's own run resets too, so an upstream day that lands while that run is in
-#: flight (after its SQL read the old rows) never triggers the day again, and the mart stays stale.
+#: When a partition counts as handled: updated by a run automation did not launch (the sensor's, a UI
+#: backfill of the graph: they load a day's upstream in the same run; a runless report), or requested
+#: by automation, unless upstream news arrives in the tick that sees the request (``&``/``|`` keep no
+#: timestamps, so a reset in the same tick would win). Not Dagster's ``since_last_handled()``: there,
+#: automation's own update resets too, so an upstream day that lands while that run is in flight (after
+#: its SQL read the old rows) never triggers the day again and the mart stays stale. Per partition:
+#: ``all_new_updates_have_run_tags`` looks at each day's new materializations (``executed_with_tags``
+#: would look at the asset's latest one only, the last day of a range run).
 _HANDLED = ((AutomationCondition.newly_requested() & ~_NEWS) | AutomationCondition.initial_evaluation()
             | (AutomationCondition.newly_updated()
-               & ~AutomationCondition.executed_with_tags(tag_keys={AUTOMATION_CONDITION_TAG}))).with_label("handled")
+               & ~AutomationCondition.all_new_updates_have_run_tags(tag_keys={AUTOMATION_CONDITION_TAG}))
+            ).with_label("handled")
 _TRIGGER = _NEWS.since(_HANDLED)
 _QUIET = ~AutomationCondition.any_deps_in_progress() & ~AutomationCondition.in_progress()
 
 
 def follows_checked_deps() -> AutomationCondition:
     """A daily asset: every day whose upstream days all exist, changed or not yet materialized, once
-    nothing upstream runs and none of those days failed a blocking check. It is Dagster's ``eager()``
-    without ``in_latest_time_window()``, gated on check results per day."""
+    nothing upstream runs and none of those days failed a blocking check. Like Dagster's ``eager()``
+    without ``in_latest_time_window()``, gated on check results per day, with its own reset (``_HANDLED``)."""
     return (_TRIGGER & ~AutomationCondition.any_deps_missing() & _QUIET & ~UPSTREAM_CHECK_FAILED).with_label(
         "follows_checked_deps")
 
@@ -47,8 +51,3 @@ def follows_checked_days_of_month() -> AutomationCondition:
     rarely complete), redone whenever one of its days changes."""
     some_day_present = AutomationCondition.any_deps_match(~AutomationCondition.missing())
     return (_TRIGGER & some_day_present & _QUIET & ~UPSTREAM_CHECK_FAILED).with_label("follows_checked_days_of_month")
-
-
-def redraws_after_deps() -> AutomationCondition:
-    """An unpartitioned report over partitioned parents: once after their updates, when none runs."""
-    return (_DEPS_UPDATED.since(_HANDLED) & _QUIET).with_label("redraws_after_deps")

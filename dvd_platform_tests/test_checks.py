@@ -706,17 +706,18 @@ def test_marts_automation_follows_any_day_gated_on_that_days_checks():
 
 
 def test_an_upstream_day_that_lands_while_the_marts_run_is_in_flight_runs_the_mart_again():
-    """A mart run automation requested reads the facts, then a re-drop's facts land before that run
+    """A mart run automation launched reads the facts, then a re-drop's facts land before that run
     ends: the mart's own materialization is newer than the facts' but holds the old rows, so automation
-    must request the day once more. A run automation did not request (here: reports, as a click or the
-    sensor's run would) that updates the facts and then the mart needs nothing more."""
+    must request that day once more, also when it was one day of a range run (not the run's last). A
+    clean automated run needs nothing more, and neither does an update by a run automation did not
+    launch (here: reports, as the sensor's run would) of the facts and then the mart."""
     from dagster._core.events import AssetMaterializationPlannedData, StepMaterializationData
     from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG
     from dagster._core.test_utils import create_run_for_test
 
     from dvd_platform.definitions import defs
 
-    mart, fact, day = AssetKey("mart_daily_revenue"), AssetKey("fact_payment"), "2022-10-02"
+    mart, fact, days = AssetKey("mart_daily_revenue"), AssetKey("fact_payment"), ["2022-10-02", "2022-10-03"]
     instance = DagsterInstance.ephemeral()
     cursor = None
 
@@ -728,37 +729,43 @@ def test_an_upstream_day_that_lands_while_the_marts_run_is_in_flight_runs_the_ma
         cursor = result.cursor
         return set(result.get_requested_partitions(mart))
 
-    def land(*keys: AssetKey) -> None:
+    def land(keys, on) -> None:
         for key in keys:
-            instance.report_runless_asset_event(AssetMaterialization(asset_key=key, partition=day))
+            for day in on:
+                instance.report_runless_asset_event(AssetMaterialization(asset_key=key, partition=day))
 
     def event(run_id: str, kind: DagsterEventType, data=None) -> None:
         instance.report_dagster_event(DagsterEvent(kind.value, "__ASSET_JOB", event_specific_data=data), run_id=run_id)
 
-    def automation_run_while_the_facts_land(tick_in_between: bool) -> None:
+    def automated_run(on: list[str], facts_land_on: list[str], tick_in_between: bool = False) -> None:
+        """A run automation launched for the mart's days ``on``; the facts of ``facts_land_on`` land while it runs."""
         run = create_run_for_test(instance, job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED,
-                                  tags={AUTOMATION_CONDITION_TAG: "true"})  # the run automation launched
-        event(run.run_id, DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
-              AssetMaterializationPlannedData(mart, partition=day))
+                                  tags={AUTOMATION_CONDITION_TAG: "true"})
+        for day in on:
+            event(run.run_id, DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+                  AssetMaterializationPlannedData(mart, partition=day))
         if tick_in_between:
             assert tick() == set()  # in flight
-        land(fact)  # the re-drop's facts, while the mart's run is in flight
+        land([fact], facts_land_on)
         assert tick() == set()  # not while it runs
-        event(run.run_id, DagsterEventType.ASSET_MATERIALIZATION,
-              StepMaterializationData(AssetMaterialization(asset_key=mart, partition=day)))
+        for day in on:  # the run's rows were read before the facts landed
+            event(run.run_id, DagsterEventType.ASSET_MATERIALIZATION,
+                  StepMaterializationData(AssetMaterialization(asset_key=mart, partition=day)))
         event(run.run_id, DagsterEventType.RUN_SUCCESS)
 
     assert tick() == set()
-    land(*defs.resolve_asset_graph().get(mart).parent_keys)
-    assert tick() == {day}
-    # The facts land before the next tick (which sees the request and the facts' update at once) ...
-    automation_run_while_the_facts_land(tick_in_between=False)
-    assert tick() == {day}  # its rows predate the facts: once more
+    land(defs.resolve_asset_graph().get(mart).parent_keys, days)
+    assert tick() == set(days)
+    # A range run of both days; the first day's facts land before the next tick (which sees the request
+    # and the facts' update at once) ...
+    automated_run(days, facts_land_on=days[:1])
+    assert tick() == {days[0]}  # its rows predate the facts: once more, that day alone
     # ... or after it.
-    automation_run_while_the_facts_land(tick_in_between=True)
-    assert tick() == {day}
+    automated_run(days[:1], facts_land_on=days[:1], tick_in_between=True)
+    assert tick() == {days[0]}
+    automated_run(days[:1], facts_land_on=[])  # nothing landed meanwhile
     assert tick() == set()
-    land(fact, mart)  # a run of both that automation did not launch: handled
+    land([fact, mart], days)  # a run automation did not launch, of the facts and then the mart: handled
     assert tick() == set()
 
 
