@@ -147,7 +147,7 @@ def test_an_unreachable_connect_server_fails_at_once_naming_its_url():
         spark.session
 
 
-def test_a_local_jvm_uses_the_throughput_collector_and_a_cluster_driver_keeps_g1(monkeypatch):
+def test_a_local_jvm_uses_the_throughput_collector_and_a_cluster_driver_the_jvms_default(monkeypatch):
     """The stack's Connect server and a local classic driver start with ``LOCAL_GC`` (2 GB on a few cores);
     a driver on a cluster master keeps the JVM's default collector."""
     monkeypatch.delenv(REMOTE_ENV, raising=False)

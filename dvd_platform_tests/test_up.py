@@ -150,7 +150,8 @@ def start_up(state_dir: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     """`dvd-platform up ARGS` as a user starts it, on a free port, with the stack in ``state_dir`` and
     the landing and automation sensors ticking every 5 s; its output goes to ``state_dir/up.log``."""
     env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
-    env.update({"DVD_STATE_DIR": str(state_dir), "DVD_SENSOR_INTERVAL_SECONDS": "5", "DVD_AUTOMATION_INTERVAL_SECONDS": "5"})
+    env.update({"DVD_STATE_DIR": str(state_dir),
+                "DVD_SENSOR_INTERVAL_SECONDS": "5", "DVD_AUTOMATION_INTERVAL_SECONDS": "5"})
     log = state_dir / "up.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

@@ -36,7 +36,7 @@ SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
 #: 2 GB heap on a few cores, where G1's concurrent marking threads compete with the task threads. The
 #: throughput collector's short pauses cost less: pagila's range in process on a fresh Connect server
 #: 102.1-104.8 s with G1, 95.7-98.7 s with it, the server's CPU 108-117 -> 100 s (the serial collector:
-#: 103.3 s). Not on a cluster's driver, whose larger heap would pause for longer (BENCHMARKS.md section 16).
+#: 103.3 s; BENCHMARKS.md section 16). Not on a cluster's driver: a larger heap pauses longer (not measured).
 LOCAL_GC = "-XX:+UseParallelGC"
 
 
