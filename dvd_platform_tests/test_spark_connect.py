@@ -14,7 +14,7 @@ import pytest
 from dagster import build_init_resource_context
 
 from dvd_platform import settings
-from dvd_platform.resources.spark import LOCAL_GC, REMOTE_ENV, SHORT_LIVED_JIT, SparkConnectUnreachable, SparkResource
+from dvd_platform.resources.spark import REMOTE_ENV, SHORT_LIVED_JIT, SparkConnectUnreachable, SparkResource
 from dvd_platform.dev.stack import Stack
 from dvd_platform.dev.stack.procs import descendants, free_port, pid_alive, port_open
 from dvd_platform_tests.test_stack import _live_processes_mentioning
@@ -145,16 +145,6 @@ def test_an_unreachable_connect_server_fails_at_once_naming_its_url():
     spark.setup_for_execution(build_init_resource_context())
     with pytest.raises(SparkConnectUnreachable, match=re.escape(f"no Spark Connect server at {url}")):
         spark.session
-
-
-def test_a_local_jvm_uses_the_throughput_collector_and_a_cluster_driver_the_jvms_default(monkeypatch):
-    """The stack's Connect server and a local classic driver start with ``LOCAL_GC`` (2 GB on a few cores);
-    a driver on a cluster master keeps the JVM's default collector."""
-    monkeypatch.delenv(REMOTE_ENV, raising=False)
-    assert LOCAL_GC == "-XX:+UseParallelGC"
-    assert LOCAL_GC in SparkResource().server_config()["spark.driver.extraJavaOptions"].split()
-    assert LOCAL_GC in SparkResource(master="local[4]").spark_config()["spark.driver.extraJavaOptions"].split()
-    assert "GC" not in SparkResource(master="spark://10.0.0.5:7077").spark_config()["spark.driver.extraJavaOptions"]
 
 
 def test_a_classic_driver_compiles_with_c1_only_and_the_connect_server_keeps_c2(monkeypatch):

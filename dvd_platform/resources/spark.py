@@ -32,12 +32,6 @@ CONNECT_DEFAULT_PORT = 15002
 #: A long-lived Connect server keeps C2: warm, its busiest one-day runs were up to 3.4 s faster with it.
 #: Measured at pagila's size only. ``extra_conf`` setting spark.driver.extraJavaOptions replaces these options.
 SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
-#: The garbage collector of a local-mode JVM (the stack's Connect server, a laptop's classic driver): a
-#: 2 GB heap on a few cores, where G1's concurrent marking threads compete with the task threads. The
-#: throughput collector's short pauses cost less: pagila's range in process on a fresh Connect server
-#: 102.1-104.8 s with G1, 95.7-98.7 s with it, the server's CPU 108-117 -> 100 s (the serial collector:
-#: 103.3 s; BENCHMARKS.md section 16). Not on a cluster's driver: a larger heap pauses longer (not measured).
-LOCAL_GC = "-XX:+UseParallelGC"
 
 
 #: The error class a Spark Connect server answers with for a session it has closed.
@@ -100,7 +94,6 @@ class SparkResource(ConfigurableResource):
         if self.master.startswith("local"):
             conf["spark.driver.host"] = "127.0.0.1"
             conf["spark.driver.bindAddress"] = "127.0.0.1"
-            conf["spark.driver.extraJavaOptions"] += " " + LOCAL_GC
         return conf
 
     def session_config(self) -> dict[str, str]:
