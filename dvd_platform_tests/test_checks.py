@@ -646,6 +646,22 @@ def test_malformed_rule_raises_rule_error(tmp_path, rules, message):
 # ============================================================================ automation gate
 
 
+def _ticker(defs, instance: DagsterInstance, key: AssetKey):
+    """``key``'s automation condition evaluated tick after tick, as the daemon would, long after the days
+    in question (so no day is the latest); each call returns the partitions that tick requests."""
+    cursor = None
+
+    def tick() -> set:
+        nonlocal cursor
+        result = evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=AssetSelection.assets(key),
+            evaluation_time=datetime(2022, 11, 20, 1, tzinfo=UTC), cursor=cursor)
+        cursor = result.cursor
+        return set(result.get_requested_partitions(key))
+
+    return tick
+
+
 def test_marts_automation_follows_any_day_gated_on_that_days_checks():
     """Evaluate the marts' automation condition on the real asset graph, long after the days in
     question (so no day is the latest): a day whose facts landed healthy is requested; a day whose
@@ -681,15 +697,7 @@ def test_marts_automation_follows_any_day_gated_on_that_days_checks():
                 instance.report_dagster_event(DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, "land",
                                                            event_specific_data=evaluation), run_id=run_id)
 
-    cursor = None
-
-    def tick() -> set:
-        nonlocal cursor
-        result = evaluate_automation_conditions(
-            defs=defs, instance=instance, asset_selection=AssetSelection.assets(mart),
-            evaluation_time=datetime(2022, 11, 20, 1, tzinfo=UTC), cursor=cursor)
-        cursor = result.cursor
-        return set(result.get_requested_partitions(mart))
+    tick = _ticker(defs, instance, mart)
 
     assert tick() == set()  # nothing upstream yet
     land("2022-10-02", failing={volume})  # healthy (a WARN check failing does not block)
@@ -719,15 +727,7 @@ def test_an_upstream_day_that_lands_while_the_marts_run_is_in_flight_runs_the_ma
 
     mart, fact, days = AssetKey("mart_daily_revenue"), AssetKey("fact_payment"), ["2022-10-02", "2022-10-03"]
     instance = DagsterInstance.ephemeral()
-    cursor = None
-
-    def tick() -> set:
-        nonlocal cursor
-        result = evaluate_automation_conditions(
-            defs=defs, instance=instance, asset_selection=AssetSelection.assets(mart),
-            evaluation_time=datetime(2022, 11, 20, 1, tzinfo=UTC), cursor=cursor)
-        cursor = result.cursor
-        return set(result.get_requested_partitions(mart))
+    tick = _ticker(defs, instance, mart)
 
     def land(keys, on) -> None:
         for key in keys:
