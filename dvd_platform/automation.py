@@ -7,7 +7,7 @@ blocking check, and only that day waits.
 """
 
 from dagster import AutomationCondition
-from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG
+from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG  # the tag on automation's runs (not exported)
 
 #: An upstream partition of this one has a failed blocking check (its latest result, for that partition).
 UPSTREAM_CHECK_FAILED = AutomationCondition.any_deps_match(

@@ -78,7 +78,7 @@ def build_resources() -> dict:
 
 # Declarative automation (the marts follow their facts) needs its sensor running. Its interval is read
 # when the code location loads, like the landing sensor's. A short one costs the daemon little: one
-# evaluation of every asset over 213 loaded days took 0.15-0.4 s in process (BENCHMARKS.md section 16).
+# evaluation of every asset over 213 loaded days took 0.15-0.42 s in process (BENCHMARKS.md section 16).
 automation_sensor = AutomationConditionSensorDefinition(
     "default_automation_condition_sensor", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=int(os.environ.get("DVD_AUTOMATION_INTERVAL_SECONDS", "30")),
