@@ -18,11 +18,10 @@ install: $(BIN)/.installed
 up: install
 	$(BIN)/dvd-platform up
 
-# Three workers (pytest-xdist) on two cores: the tests of the session sample on one, the others by module on whichever
-# is free (dvd_platform_tests/conftest.py, xdist_group); much of the suite waits on servers, daemons and sensor ticks,
-# and a third worker fills those waits (README, Test suite).
+# Two workers (pytest-xdist): the tests of the session sample on one, the others by module on whichever is free
+# (dvd_platform_tests/conftest.py, xdist_group); much of the suite waits on servers and daemons.
 test: install
-	$(BIN)/pytest -n 3 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 clean:
 	-$(BIN)/dvd-platform stack down

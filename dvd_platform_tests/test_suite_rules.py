@@ -60,7 +60,7 @@ def test_an_allowed_skip_does_not_fail_the_run_under_ci_also_with_workers(tmp_pa
 
 
 def test_the_session_stack_takes_no_setting_from_the_shell(tmp_path):
-    """A shell that sourced `.dvd/stack.env` must not point the suite (any worker) at its lake or DAGSTER_HOME."""
+    """A shell that sourced `.dvd/stack.env` must not point the suite (both workers) at its lake or DAGSTER_HOME."""
     outside = tmp_path / "outside"
     (tmp_path / "suite").mkdir()
     (tmp_path / "suite" / "test_env.py").write_text(
@@ -113,7 +113,7 @@ def test_the_generated_sample_folder_is_the_generators_rows_in_pagilas_layout(tm
 
 
 def test_the_tests_of_the_session_sample_share_one_worker_and_the_others_go_by_module(tmp_path):
-    """``make test`` runs several workers: the sample (minutes to load) must be loaded by one of them only.
+    """``make test`` runs two workers: the sample (minutes to load) must be loaded by one of them only.
 
     A suite shaped like ours, run with the Makefile's options: its session-scoped ``sample_dir`` records
     each worker that builds it, and every test records where it ran."""
@@ -127,7 +127,7 @@ def test_the_tests_of_the_session_sample_share_one_worker_and_the_others_go_by_m
         f"@pytest.fixture(scope='session')\ndef {SAMPLE_FIXTURE}():\n    _note('built', 'sample')\n\n"
         f"@pytest.fixture\ndef figures({SAMPLE_FIXTURE}):\n    return None\n\n"
         "@pytest.fixture(autouse=True)\ndef where(request):\n    _note('ran', request.node.name)\n")
-    # Sample tests in two modules (one through another fixture), and enough others for every worker.
+    # Sample tests in two modules (one through another fixture), and enough others for both workers.
     modules = {"test_a": ["sample_dir", "figures", "", ""], "test_b": ["", "", "sample_dir", ""],
                "test_c": ["", "", "", ""], "test_d": ["", "", "", ""]}
     for module, fixtures in modules.items():
@@ -141,5 +141,4 @@ def test_the_tests_of_the_session_sample_share_one_worker_and_the_others_go_by_m
     built_on = built[0]
     ran = {name: worker for kind, name, worker in notes if kind == "ran"}
     assert {ran[t] for t in ("test_test_a_0", "test_test_a_1", "test_test_b_2")} == {built_on}
-    workers = int(MAKE_TEST_OPTIONS[MAKE_TEST_OPTIONS.index("-n") + 1])
-    assert len({ran[f"test_test_c_{i}"] for i in range(4)}) == 1 and len(set(ran.values())) == workers, ran
+    assert len({ran[f"test_test_c_{i}"] for i in range(4)}) == 1 and len(set(ran.values())) == 2, ran
