@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import psycopg2
@@ -29,9 +29,9 @@ from dvd_platform.dev.seed.upload import select_days
 from dvd_platform.sensors import evaluate_landing
 from dvd_platform_tests.scratch import scratch_database
 
-# The sample's first day (the reference snapshot) up to two days after pagila's first rentals.
-FIRST, LAST = date(2022, 1, 23), date(2022, 2, 16)
-MOVE_DAY = date(2022, 2, 17)
+#: The days exported: the sample's first day (the reference snapshot) and the 24 after it (in pagila, up to two
+#: days after its first rentals, 2022-01-23..2022-02-16); the move is exported on the day after them.
+EXPORTED_DAYS = 25
 
 
 def oltp_database(settings_env: dict[str, str], prefix: str):
@@ -132,16 +132,18 @@ def oltp_path(settings_env, s3, tmp_path_factory, sample_dir, defs, dagster_inst
         def run(start: date, end: date, selection: str | None = None):
             return materialize_range(defs, start, end, selection, instance=dagster_instance)
 
+        first = source.day_range()[0]
+        last = first + timedelta(EXPORTED_DAYS - 1)
         yield {"dsn": dsn, "landing": buckets["DVD_LANDING_BUCKET"], "warehouse": dsns["loader"], "run": run,
-               "source": source}
+               "source": source, "first": first, "last": last, "move_day": last + timedelta(1)}
     drop_database(settings_env, dsn)
 
 
 def test_exported_sample_days_load_to_the_file_drop_figures(oltp_path, sample_loaded, s3, pg, tmp_path, truth):
-    run, landing = oltp_path["run"], oltp_path["landing"]
-    assert run(FIRST, LAST, "key:oltp_export").ok
+    run, landing, first, last = oltp_path["run"], oltp_path["landing"], oltp_path["first"], oltp_path["last"]
+    assert run(first, last, "key:oltp_export").ok
     # Same records as the seeder's drops (pagila's file keeps its dump's row order and UTC offsets).
-    checked = [FIRST, date(2022, 2, 14), LAST]
+    checked = [first, last - timedelta(2), last]
     oltp_path["source"].write_days(checked, tmp_path)
     exported = tmp_path / "exported.csv"
     for day in checked:
@@ -152,19 +154,19 @@ def test_exported_sample_days_load_to_the_file_drop_figures(oltp_path, sample_lo
     listing = s3.list_objects_v2(Bucket=landing, Prefix="landing/_manifests/")["Contents"]
     requests, _ = evaluate_landing(listing, None)
     assert [(r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
-            for r in requests] == [(FIRST.isoformat(), LAST.isoformat())]
-    summary = run(FIRST, LAST)
+            for r in requests] == [(first.isoformat(), last.isoformat())]
+    summary = run(first, last)
     assert summary.ok, summary.lines()
     assert "oltp_export" not in summary.materialized  # a default run leaves the source alone
 
     with psycopg2.connect(oltp_path["warehouse"], options="-c timezone=UTC") as wh:
         figures = ("SELECT (payment_ts AT TIME ZONE 'UTC')::date, count(*), sum(amount) FROM dw.fact_payment "
-                   f"WHERE payment_ts >= '{FIRST}' AND payment_ts < '{LAST + timedelta(1)}' GROUP BY 1 ORDER BY 1")
+                   f"WHERE payment_ts >= '{first}' AND payment_ts < '{last + timedelta(1)}' GROUP BY 1 ORDER BY 1")
         rentals = ("SELECT md5(string_agg(t::text, '|' ORDER BY rental_id)), count(*) FROM dw.fact_rental t "
-                   f"WHERE rental_ts >= '{FIRST}' AND rental_ts < '{LAST + timedelta(1)}'")
+                   f"WHERE rental_ts >= '{first}' AND rental_ts < '{last + timedelta(1)}'")
         # Per day, not per store: a payment loaded before its rental counts under store -1 until its day is
         # re-run (README, known limits), and the two paths loaded different ranges in one run.
-        revenue = (f"SELECT date, sum(revenue) FROM dw.mart_daily_revenue WHERE date BETWEEN '{FIRST}' AND '{LAST}' "
+        revenue = (f"SELECT date, sum(revenue) FROM dw.mart_daily_revenue WHERE date BETWEEN '{first}' AND '{last}' "
                    "GROUP BY 1 HAVING sum(revenue) <> 0 ORDER BY 1")
         for statement in (figures, rentals, revenue):
             with wh.cursor() as ours, pg.cursor() as theirs:
@@ -180,19 +182,20 @@ def test_exported_sample_days_load_to_the_file_drop_figures(oltp_path, sample_lo
 
 
 def test_a_customer_move_in_the_oltp_becomes_a_new_scd2_version(oltp_path, s3, settings_env, truth):
-    """The shop moves customer 5 on Feb 17: that day's export carries the row, the warehouse versions it."""
-    run, landing = oltp_path["run"], oltp_path["landing"]
-    moved_at = datetime(2022, 2, 17, 12, 30, tzinfo=timezone.utc)
+    """The shop moves customer 5 on the day after the exported days: that day's export carries the row, the
+    warehouse versions it."""
+    run, landing, move_day = oltp_path["run"], oltp_path["landing"], oltp_path["move_day"]
+    moved_at = datetime.combine(move_day, time(12, 30), tzinfo=timezone.utc)
     name = psycopg2.extensions.parse_dsn(oltp_path["dsn"])["dbname"]
     with psycopg2.connect(make_dsn(settings_env["DVD_PG_ADMIN_DSN"], dbname=name)) as shop, shop.cursor() as cur:
         cur.execute("UPDATE customer SET address_id = 10, last_update = %s WHERE customer_id = 5", (moved_at,))
-    assert run(MOVE_DAY, MOVE_DAY, "key:oltp_export").ok
-    body = s3.get_object(Bucket=landing, Key=object_key("customer", MOVE_DAY))["Body"].read().decode()
+    assert run(move_day, move_day, "key:oltp_export").ok
+    body = s3.get_object(Bucket=landing, Key=object_key("customer", move_day))["Body"].read().decode()
     customers = list(csv.DictReader(io.StringIO(body)))
     assert [(c["customer_id"], c["address_id"], c["last_update"]) for c in customers] == [
-        ("5", "10", "2022-02-17 12:30:00+00")]
-    assert s3.head_object(Bucket=landing, Key=manifest_key(MOVE_DAY))  # the day is complete
-    summary = run(MOVE_DAY, MOVE_DAY)
+        ("5", "10", f"{move_day} 12:30:00+00")]
+    assert s3.head_object(Bucket=landing, Key=manifest_key(move_day))  # the day is complete
+    summary = run(move_day, move_day)
     assert summary.ok, summary.lines()
     with psycopg2.connect(oltp_path["warehouse"], options="-c timezone=UTC") as wh, wh.cursor() as cur:
         cur.execute("SELECT address, valid_from, valid_to, is_current FROM dw.dim_customer WHERE customer_id = 5 "

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,6 @@ from dvd_platform.dev.stack.procs import free_port
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui"
-ONE_DAY = date(2022, 2, 14)  # pagila's first day with rentals (the generated sample has rentals every day)
-BACKFILL = (date(2022, 2, 15), date(2022, 2, 17))
 RUN_TIMEOUT_MS = 300_000  # a run is a process of its own (imports, definitions): slow on a busy 2-core machine
 
 pytestmark = pytest.mark.skipif(
@@ -88,7 +86,7 @@ def dagster_ui(sample_loaded, settings_env, state_root: Path) -> Iterator[str]:
     """`dagster dev` on the session's stack, with a fresh instance; yields its base URL.
 
     The landing sensor is stopped first: it would otherwise queue a run for all of the sample's
-    213 seeded days, and this test is about what a person launches.
+    seeded days, and this test is about what a person launches.
     """
     home = state_root / "ui_dagster_home"
     shutil.rmtree(home, ignore_errors=True)
@@ -202,6 +200,10 @@ def _follow_launched_run(page, screenshot: str) -> str:
 def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
     from playwright.sync_api import expect
 
+    # The sample's first day with rentals (pagila's 2022-02-14; the generated sample has rentals every day),
+    # then the three days after it.
+    one_day = min(day for day, n in truth.rentals_per_day.items() if n)
+
     # 1. The asset graph: stg_rental with everything upstream and downstream of it, groups expanded.
     page.goto("/asset-groups~%2Bkey%3Astg_rental%2B/")
     for group in ("landing", "raw", "staging", "warehouse", "marts", "reports"):
@@ -215,20 +217,20 @@ def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
 
     # 2. stg_rental, one day, Materialize.
     dialog = _open_launch_dialog(page)
-    _select_partitions(dialog, ONE_DAY.isoformat())
+    _select_partitions(dialog, one_day.isoformat())
     expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
     _shot(page, "02-launch-one-day")
     dialog.get_by_role("button", name="Launch 1 run").click()
 
     # 3. The run, until it succeeds.
     _follow_launched_run(page, "03-run")
-    expect(page.get_by_text(f"partition: {ONE_DAY}")).to_be_visible()
+    expect(page.get_by_text(f"partition: {one_day}")).to_be_visible()
 
     # 4. The asset's page for that day: row counts, then check results.
-    page.goto(f"/assets/stg_rental?view=partitions&partition={ONE_DAY}")
+    page.goto(f"/assets/stg_rental?view=partitions&partition={one_day}")
     expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
     rows_out = _metadata_value(page, "rows_out")
-    assert int(rows_out.replace(",", "")) == truth.rentals_per_day[ONE_DAY]
+    assert int(rows_out.replace(",", "")) == truth.rentals_per_day[one_day]
     assert _metadata_value(page, "rows_quarantined") == "0"
     _shot(page, "04-partition-metadata")
 
@@ -251,23 +253,23 @@ def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
     # The check's own tabs (the asset page above has a "Partitions" tab too).
     check_tabs = page.get_by_role("tablist").filter(has=page.get_by_role("tab", name="Execution history"))
     check_tabs.get_by_role("tab", name="Partitions").click()
-    page.get_by_placeholder("Filter by partition…").fill(ONE_DAY.isoformat())
+    page.get_by_placeholder("Filter by partition…").fill(one_day.isoformat())
     expect(page.get_by_text("1 Partitions Selected", exact=True)).to_be_visible()
-    page.locator(f'div[data-tooltip="{ONE_DAY}"]').click()
+    page.locator(f'div[data-tooltip="{one_day}"]').click()
     # The pane: the partition key as its heading, the status tag, the latest execution, the run,
     # the target materialization, then the evaluation's metadata (the innermost div holding all).
     detail = (page.locator("div").filter(has=page.get_by_text("Latest execution", exact=True))
               .filter(has=page.get_by_text("Target materialization", exact=True))
               .filter(has=page.get_by_text("Metadata", exact=True)).last)
-    expect(detail.locator(f'span:has(> div[title="{ONE_DAY}"])')).to_be_visible()
+    expect(detail.locator(f'span:has(> div[title="{one_day}"])')).to_be_visible()
     expect(detail.get_by_text(re.compile(r"^View all historical executions \(\d+\)$"))).to_be_visible()
     _shot(page, "05b-check-partition")
     status = detail.get_by_text(re.compile(r"^(Passed|Failed|Execution failed|Skipped|Running)$")).first
-    assert status.inner_text() == "Passed", f"{check} on {ONE_DAY}: {status.inner_text()} (see 05b-check-partition.png)"
+    assert status.inner_text() == "Passed", f"{check} on {one_day}: {status.inner_text()} (see 05b-check-partition.png)"
     assert _metadata_value(page, "offending_rows", within=detail) == "0"
 
     # 5. A 3-day backfill from the partitions dialog, until it completes.
-    first, last = BACKFILL
+    first, last = one_day + timedelta(1), one_day + timedelta(3)
     dialog = _open_launch_dialog(page)
     _select_partitions(dialog, f"[{first}...{last}]")
     expect(dialog.get_by_text("3 partitions", exact=True)).to_be_visible()
