@@ -151,7 +151,8 @@ def test_thirty_day_range_is_one_run_and_one_step(sample_loaded):
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster_graphql.test.utils import execute_dagster_graphql
 
-    days = [(date(2022, 3, 1) + timedelta(n)).isoformat() for n in range(30)]
+    _, last, _ = sample_loaded
+    days = [(last - timedelta(29 - n)).isoformat() for n in range(30)]  # the sample's last 30 days
     with ui_instance() as (instance, workspace):
         launched = execute_dagster_graphql(workspace.create_request_context(), LAUNCH_BACKFILL, {"backfillParams": {
             "assetSelection": [{"path": ["stg_payment"]}], "partitionNames": days, "fromFailure": False, "tags": []}})
