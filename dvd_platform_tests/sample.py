@@ -10,11 +10,11 @@ independent truth (``sample_truth``, plain Python over these CSVs), and
 no test needs to know which one it got.
 
 The generated folder covers the end of pagila's calendar (2022-05-20..
-2022-08-23 of pagila's 2022-01-23..2022-08-23): the days tests pick from the
-sample are in both, and the days that tests reserve for data of their own
-(September 2022 onwards) are free either way. Its reference rows never change after the first day:
-the generator's day-by-day changes are tested on their own (test_generator,
-test_oltp).
+2022-08-23 of pagila's 2022-01-23..2022-08-23): the days tests name are in
+both, the others are derived from the sample, and the days that tests reserve
+for data of their own (September 2022 onwards) are free either way. Its
+reference rows never change after the first day: the generator's day-by-day
+changes are tested on their own (test_generator, test_oltp).
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ PAGILA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pagila"
 KINDS = ("auto", "pagila", "generated")
 # The last 96 days of pagila's calendar (2022-05-20..2022-08-23) at pagila's daily volume: 0.56 x 133 rentals a day,
 # about 7,200 rentals. Not all 213 days: a run's cost is mostly per day (per partition), and the 117 days before
-# 2022-05-20 cost the worker that holds the session sample minutes that prove nothing these do not (the days tests
-# pick, late May to late July, and whole months are all here). benchmarks/pipeline_benchmark.py loads all of pagila.
+# 2022-05-20 cost the worker that holds the session sample minutes that prove nothing these do not. The days tests
+# name (2022-05-25 to 2022-07-27, June and July whole) are all in these, with a few days of history before the first
+# (test_staging needs more than 60 days); the others are derived from the sample. benchmarks/pipeline_benchmark.py
+# loads all of pagila.
 GENERATED = GeneratedSource(scale=0.56, seed=42, start=date(2022, 5, 20), days=96)
 
 

@@ -1,0 +1,111 @@
+"""How long does ``make test`` take on a fresh clone? The suite's wall time, and where it goes.
+
+Issue 19's last target is ``make test`` on a fresh clone of this machine kind. This script
+does what a new user (or CI) does: it clones the current commit into a scratch folder that
+has no ``../shared`` beside it (so the suite runs on the generated sample), and runs the
+README's test command there exactly as ``.ci/run`` does (``CI=true``, so a skip fails the
+run), with pytest's ``--durations=0``. It records
+
+* the wall time of the whole command (install included) and pytest's own session time;
+* passed / failed / skipped counts (``0 skipped`` is part of the target);
+* the summed durations of every test phase, per test file and for the session sample's
+  xdist group (``@session-sample``, one worker), and the slowest phases. The summed time
+  against the wall time shows whether the suite waits (sum well over 2x wall on 2 workers)
+  or is bound by the CPU (sum near 2x wall);
+* the machine and its load average before and after.
+
+Usage, from the project root (no other work on the machine while it runs, ~20 minutes):
+
+    .venv/bin/python benchmarks/suite_benchmark.py [--out benchmarks/results/suite.json] [--keep]
+
+Only committed files are measured: the clone is of ``HEAD``. ``--keep`` keeps the clone and
+its full log (else removed when the suite passed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from common import host_info, load_average, log, results_file, write_results
+
+PROJECT = Path(__file__).resolve().parents[1]
+DURATION = re.compile(r"^(?P<seconds>[0-9.]+)s (?P<phase>call|setup|teardown)\s+(?P<test>\S+)$")
+SUMMARY = re.compile(r"^=+ (?P<counts>.*\d+ (?:passed|failed).*) in (?P<seconds>[0-9.]+)s")
+SAMPLE_GROUP = "@session-sample"
+
+
+def parse_log(text: str) -> dict[str, object]:
+    """pytest's summary line and ``--durations=0`` table, as figures."""
+    counts: dict[str, int] = {}
+    pytest_seconds = None
+    phases = []
+    for line in text.splitlines():
+        if match := DURATION.match(line):
+            phases.append((float(match["seconds"]), match["phase"], match["test"]))
+        elif match := SUMMARY.match(line):
+            pytest_seconds = float(match["seconds"])
+            counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (\w+)", match["counts"])}
+    per_file: dict[str, float] = defaultdict(float)
+    for seconds, _, test in phases:
+        per_file[test.split("::", 1)[0]] += seconds
+    slowest = sorted(phases, reverse=True)[:12]
+    return {
+        "pytest_seconds": pytest_seconds,
+        "counts": {"passed": counts.get("passed", 0), "failed": counts.get("failed", 0),
+                   "skipped": counts.get("skipped", 0), "errors": counts.get("error", 0) + counts.get("errors", 0)},
+        "phases_summed_seconds": round(sum(s for s, _, _ in phases), 1),
+        "session_sample_group_seconds": round(sum(s for s, _, t in phases if t.endswith(SAMPLE_GROUP)), 1),
+        "per_file_seconds": {f: round(s, 1) for f, s in sorted(per_file.items(), key=lambda kv: -kv[1])},
+        "slowest": [{"seconds": s, "phase": p, "test": t.rsplit("@", 1)[0]} for s, p, t in slowest],
+    }
+
+
+def run_suite(workdir: Path) -> tuple[int, float, str]:
+    """Clone HEAD into ``workdir/dvd`` (no ``../shared`` next to it) and run ``.ci/run`` there; returns
+    the exit code, the wall seconds and the log."""
+    clone = workdir / "dvd"
+    subprocess.run(["git", "clone", "-q", str(PROJECT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVD_", "DAGSTER_", "PYTEST_"))}
+    env.update({"CI": "true", "PYTEST_ADDOPTS": "--durations=0"})
+    started = time.monotonic()
+    with open(workdir / "suite.log", "w") as out:
+        code = subprocess.run(["bash", ".ci/run"], cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    return code, time.monotonic() - started, (workdir / "suite.log").read_text(errors="replace")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out", type=Path, default=results_file("suite"))
+    parser.add_argument("--keep", action="store_true", help="keep the clone and its log")
+    args = parser.parse_args()
+    started_at = datetime.now(timezone.utc)
+    machine = host_info()
+    workdir = Path(tempfile.mkdtemp(prefix="dvd-suite-"))
+    if (workdir.parent / "shared").exists():
+        raise SystemExit(f"{workdir.parent}/shared exists: the clone would find a sample there")
+    log(f"cloning {PROJECT} (HEAD) into {workdir}/dvd and running .ci/run (about 20 minutes)")
+    code, wall, text = run_suite(workdir)
+    machine["load_average_at_end"] = load_average()
+    figures = parse_log(text)
+    log(f"exit {code} in {wall:.0f} s: {figures['counts']}, pytest {figures['pytest_seconds']} s")
+    write_results(args.out, started_at, {"machine": machine, "exit_code": code, "wall_seconds": round(wall, 1),
+                                         **figures})
+    if code == 0 and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        log(f"clone and log kept in {workdir}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
