@@ -1,17 +1,19 @@
 """How long does ``make test`` take on a fresh clone? The suite's wall time, and where it goes.
 
 Issue 19's last target is ``make test`` on a fresh clone of this machine kind. This script
-does what a new user (or CI) does: it clones the current commit into a scratch folder that
-has no ``../shared`` beside it (so the suite runs on the generated sample), and runs the
-README's test command there exactly as ``.ci/run`` does (``CI=true``, so a skip fails the
-run), with pytest's ``--durations=0``. It records
+does what a new user (or CI) does: it clones the current commit into a fresh temporary folder,
+which has no ``shared`` folder beside the clone (so the suite runs on the generated sample), and
+runs the README's test command there exactly as ``.ci/run`` does (``CI=true``, so a skip fails
+the run), with pytest's ``--durations=0`` and without this shell's ``DVD_*``, ``DAGSTER_*`` and
+``PYTEST_*`` variables. It records
 
 * the wall time of the whole command (install included) and pytest's own session time;
-* passed / failed / skipped counts (``0 skipped`` is part of the target);
+* passed / failed / skipped counts (``0 skipped`` is part of the target) and which sample
+  the suite used (pytest's header line);
 * the summed durations of every test phase, per test file and for the session sample's
-  xdist group (``@session-sample``, one worker), and the slowest phases. The summed time
-  against the wall time shows whether the suite waits (sum well over 2x wall on 2 workers)
-  or is bound by the CPU (sum near 2x wall);
+  xdist group (``@session-sample``, one worker), and the slowest phases. Compared between
+  runs with different worker counts, the summed time shows whether the tests wait (it stays
+  the same) or compete for the CPU (it grows with the workers);
 * the machine and its load average before and after.
 
 Usage, from the project root (no other work on the machine while it runs, ~20 minutes):
@@ -42,6 +44,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 DURATION = re.compile(r"^(?P<seconds>[0-9.]+)s (?P<phase>call|setup|teardown)\s+(?P<test>\S+)$")
 SUMMARY = re.compile(r"^=+ (?P<counts>.*\d+ (?:passed|failed).*) in (?P<seconds>[0-9.]+)s")
 SAMPLE_GROUP = "@session-sample"
+SAMPLE_HEADER = re.compile(r"^dvd_platform sample: (?P<kind>\w+)", re.MULTILINE)
 
 
 def parse_log(text: str) -> dict[str, object]:
@@ -59,7 +62,9 @@ def parse_log(text: str) -> dict[str, object]:
     for seconds, _, test in phases:
         per_file[test.split("::", 1)[0]] += seconds
     slowest = sorted(phases, reverse=True)[:12]
+    sample = SAMPLE_HEADER.search(text)
     return {
+        "sample": sample["kind"] if sample else None,
         "pytest_seconds": pytest_seconds,
         "counts": {"passed": counts.get("passed", 0), "failed": counts.get("failed", 0),
                    "skipped": counts.get("skipped", 0), "errors": counts.get("error", 0) + counts.get("errors", 0)},
@@ -90,9 +95,7 @@ def main() -> int:
     args = parser.parse_args()
     started_at = datetime.now(timezone.utc)
     machine = host_info()
-    workdir = Path(tempfile.mkdtemp(prefix="dvd-suite-"))
-    if (workdir.parent / "shared").exists():
-        raise SystemExit(f"{workdir.parent}/shared exists: the clone would find a sample there")
+    workdir = Path(tempfile.mkdtemp(prefix="dvd-suite-"))  # new, so no shared/ beside the clone
     log(f"cloning {PROJECT} (HEAD) into {workdir}/dvd and running .ci/run (about 20 minutes)")
     code, wall, text = run_suite(workdir)
     machine["load_average_at_end"] = load_average()
