@@ -31,8 +31,8 @@ from dvd_platform.contract.tables import EVENT_TABLES, TABLES
 PAGILA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pagila"
 KINDS = ("auto", "pagila", "generated")
 # The last 96 days of pagila's calendar (2022-05-20..2022-08-23) at pagila's daily volume: 0.56 x 133 rentals a day,
-# about 7,200 rentals. Not all 213 days: a run's cost is mostly per day (per partition), and the 117 days before
-# 2022-05-20 cost the worker that holds the session sample minutes that prove nothing these do not. The days tests
+# about 7,200 rentals. Not all 213 days: the 117 days before 2022-05-20 cost the suite work (3-9 % of its tests'
+# summed time, BENCHMARKS.md section 17) that proves nothing these days do not. The days tests
 # name (2022-05-25 to 2022-07-27, June and July whole) are all in these, with a few days of history before the first
 # (test_staging needs more than 60 days); the others are derived from the sample. benchmarks/pipeline_benchmark.py
 # loads all of pagila.
