@@ -75,17 +75,20 @@ def parse_log(text: str) -> dict[str, object]:
     }
 
 
-def run_suite(workdir: Path) -> tuple[int, float, str]:
+def run_suite(workdir: Path) -> tuple[str, int, float, str]:
     """Clone HEAD into ``workdir/dvd`` (no ``../shared`` next to it) and run ``.ci/run`` there; returns
-    the exit code, the wall seconds and the log."""
+    the commit cloned (the JSON's ``commit`` is the project's HEAD when the run ends), the exit code,
+    the wall seconds and the log."""
     clone = workdir / "dvd"
     subprocess.run(["git", "clone", "-q", str(PROJECT), str(clone)], check=True)
+    cloned = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVD_", "DAGSTER_", "PYTEST_"))}
     env.update({"CI": "true", "PYTEST_ADDOPTS": "--durations=0"})
     started = time.monotonic()
     with open(workdir / "suite.log", "w") as out:
         code = subprocess.run(["bash", ".ci/run"], cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    return code, time.monotonic() - started, (workdir / "suite.log").read_text(errors="replace")
+    return cloned, code, time.monotonic() - started, (workdir / "suite.log").read_text(errors="replace")
 
 
 def main() -> int:
@@ -97,12 +100,12 @@ def main() -> int:
     machine = host_info()
     workdir = Path(tempfile.mkdtemp(prefix="dvd-suite-"))  # new, so no shared/ beside the clone
     log(f"cloning {PROJECT} (HEAD) into {workdir}/dvd and running .ci/run (about 20 minutes)")
-    code, wall, text = run_suite(workdir)
+    cloned, code, wall, text = run_suite(workdir)
     machine["load_average_at_end"] = load_average()
     figures = parse_log(text)
     log(f"exit {code} in {wall:.0f} s: {figures['counts']}, pytest {figures['pytest_seconds']} s")
-    write_results(args.out, started_at, {"machine": machine, "exit_code": code, "wall_seconds": round(wall, 1),
-                                         **figures})
+    write_results(args.out, started_at, {"cloned_commit": cloned, "machine": machine, "exit_code": code,
+                                         "wall_seconds": round(wall, 1), **figures})
     if code == 0 and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

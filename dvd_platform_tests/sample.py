@@ -9,12 +9,12 @@ through the same :class:`FolderSource`, the same seeding and the same
 independent truth (``sample_truth``, plain Python over these CSVs), and
 no test needs to know which one it got.
 
-The generated folder covers the end of pagila's calendar (2022-05-20..
-2022-08-23 of pagila's 2022-01-23..2022-08-23): the days tests name are in
-both, the others are derived from the sample, and the days that tests reserve
-for data of their own (September 2022 onwards) are free either way. Its
-reference rows never change after the first day: the generator's day-by-day
-changes are tested on their own (test_generator, test_oltp).
+The generated folder covers pagila's calendar (2022-01-23..2022-08-23): the
+days tests name are in both, the others are derived from the sample, and the
+days that tests reserve for data of their own (September 2022 onwards) are
+free either way. Its reference rows never change after the first day: the
+generator's day-by-day changes are tested on their own (test_generator,
+test_oltp).
 """
 
 from __future__ import annotations
@@ -30,13 +30,9 @@ from dvd_platform.contract.tables import EVENT_TABLES, TABLES
 
 PAGILA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pagila"
 KINDS = ("auto", "pagila", "generated")
-# The last 96 days of pagila's calendar (2022-05-20..2022-08-23) at pagila's daily volume: 0.56 x 133 rentals a day,
-# about 7,200 rentals. Not all 213 days: the 117 days before 2022-05-20 cost the suite work (3-9 % of its tests'
-# summed time, BENCHMARKS.md section 17) that proves nothing these days do not. The days tests
-# name (2022-05-25 to 2022-07-27, June and July whole) are all in these, with a few days of history before the first
-# (test_staging needs more than 60 days); the others are derived from the sample. benchmarks/pipeline_benchmark.py
-# loads all of pagila.
-GENERATED = GeneratedSource(scale=0.56, seed=42, start=date(2022, 5, 20), days=96)
+# pagila's calendar and about its size (16k rentals): 0.56 x 133 rentals a day x 213 days. (Its last 96 days alone
+# were tried: no suite time that stood out from run-to-run spread, BENCHMARKS.md section 17.)
+GENERATED = GeneratedSource(scale=0.56, seed=42, start=date(2022, 1, 23), days=213)
 
 
 def sample_kind() -> str:
