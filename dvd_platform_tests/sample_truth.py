@@ -51,10 +51,16 @@ class Truth:
     films: dict = field(default_factory=dict)  # film_id -> row
     film_categories: int = 0  # film_category rows
 
+    @staticmethod
+    def days_with_rows(per_day: dict) -> list[date]:
+        """The days of a per-day figure (``rentals_per_day``, ``revenue_per_day``, ...) that are not zero, in order:
+        tests take their days from these, so they hold for pagila and for a generated sample alike."""
+        return sorted(d for d, n in per_day.items() if n)
+
     def volume_outliers(self, per_day: Counter) -> list[date]:
         """Days whose count is outside 4x the median of their previous 28 non-empty days (given >= 7)."""
         outliers = []
-        for day in sorted(d for d, n in per_day.items() if n):
+        for day in self.days_with_rows(per_day):
             previous = sorted(n for d, n in per_day.items()
                               if day - timedelta(VOLUME_HISTORY_DAYS) <= d < day and n)
             if len(previous) >= VOLUME_MIN_HISTORY:

@@ -145,7 +145,7 @@ def test_exported_sample_days_load_to_the_file_drop_figures(oltp_path, sample_lo
     # Same records as the seeder's drops (pagila's file keeps its dump's row order and UTC offsets).
     # The first day (the reference snapshot), the first day with rentals (pagila's 2022-02-14; the generated
     # sample's first day), the last day.
-    checked = sorted({first, min(day for day, n in truth.rentals_per_day.items() if n), last})
+    checked = sorted({first, truth.days_with_rows(truth.rentals_per_day)[0], last})
     oltp_path["source"].write_days(checked, tmp_path)
     exported = tmp_path / "exported.csv"
     for day in checked:

@@ -202,7 +202,7 @@ def test_materialize_a_day_then_backfill_three_in_the_browser(page, truth):
 
     # The sample's first day with rentals (pagila's 2022-02-14; the generated sample has rentals every day),
     # then the three days after it.
-    one_day = min(day for day, n in truth.rentals_per_day.items() if n)
+    one_day = truth.days_with_rows(truth.rentals_per_day)[0]
 
     # 1. The asset graph: stg_rental with everything upstream and downstream of it, groups expanded.
     page.goto("/asset-groups~%2Bkey%3Astg_rental%2B/")
