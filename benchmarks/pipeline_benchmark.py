@@ -398,7 +398,7 @@ def _server_state(bench: BenchStack, warmup: int | None, cold_server: bool) -> d
         time.sleep(0.2)
     waited = time.monotonic() - waited
     warm_log = (bench.root / "spark-connect" / "logs" / "warmup.log").read_text(errors="replace")
-    took = re.findall(r"^spark connect warm-up \(the whole graph\): ([0-9.]+) s$", warm_log, re.M)
+    took = re.findall(r"^spark connect warm-up: ([0-9.]+) s", warm_log, re.M)
     state = {"warm_up": "stopped at once" if cold_server else ("ended" if took else "failed"),
              "warm_up_seconds": float(took[-1]) if took else None, "waited_after_seeding_seconds": waited}
     log(f"server: warm-up {state['warm_up']}" + (f" in {took[-1]} s" if took else "")

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from dvd_platform.dev.stack.procs import StackError, descendants, end_group, free_port, pid_alive, port_open, stop_pid
 from dvd_platform.resources.spark import REMOTE_ENV
-from dvd_platform.settings import ENV_VARS
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 IDENT = "dvd"
@@ -101,14 +100,8 @@ class ConnectServer:
         with open(self.log_dir / "warmup.log", "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "dvd_platform.dev.stack.spark_warmup", str(self.base_dir)],
                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=self._warm_up_env(settings), start_new_session=True)
+                                    env={**self._env(), **settings, REMOTE_ENV: self.url}, start_new_session=True)
         return proc.pid
-
-    def _warm_up_env(self, settings: dict[str, str]) -> dict[str, str]:
-        """The server's environment with the platform's settings taken from the stack's ``settings`` only, not from
-        this process: the warm-up must use what the stack uses (e.g. no superuser DSN the stack was not given)."""
-        inherited = {key: value for key, value in self._env().items() if key not in ENV_VARS}
-        return {**inherited, **settings, REMOTE_ENV: self.url}
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -6,11 +6,10 @@ one generated day of the pipeline before; BENCHMARKS.md section 18) and about tw
 ``test_daemon``. A handful of synthetic queries (the first warm-up) saved under half of it: what warms the
 server is the platform's own query shapes, so this runs the platform itself: the whole ``daily_pipeline``
 graph on one generated day (scale 0.05), in an ephemeral Dagster instance, against scratch buckets, a scratch
-lake and a scratch warehouse database (``dvd_warmup_<stack>``) of the stack's cluster, all removed afterwards.
-Nothing of the user's buckets, lake, warehouse or Dagster history is touched. A warm-up that ``stack down``
-stopped leaves its database, which the same stack's next warm-up drops. Without a superuser DSN (the stack was
-given a PostgreSQL server, ``DVD_PG_DSN``, and no ``DVD_PG_ADMIN_DSN``) it warms raw and staging only: it
-creates no database where it may not.
+lake and a scratch warehouse database (``dvd_warmup``) of the stack's own cluster, all removed afterwards.
+Nothing of the user's buckets, lake, warehouse or Dagster history is touched. Where the stack was given a
+PostgreSQL server (``DVD_PG_DSN`` set, no superuser DSN) it warms raw and staging only: it creates no
+database on a server it does not own.
 
 The stack starts this in the background right after the server, while seeding and ``dg dev`` start.
 
@@ -20,13 +19,12 @@ environment; dev tooling only.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
 import time
 import uuid
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Iterator
@@ -35,6 +33,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
+WARMUP_DB = "dvd_warmup"
 WARMUP_DAY = date(2022, 2, 1)
 WARMUP_SCALE = 0.05
 #: Without a warehouse of its own the warm-up runs these groups only.
@@ -45,33 +44,26 @@ def _with_db(dsn: str, dbname: str) -> str:
     return make_dsn(**{**parse_dsn(dsn), "dbname": dbname})
 
 
-def warmup_database(work_dir: Path) -> str:
-    """The scratch warehouse's name: one per stack (its state dir), so two stacks on one cluster (the tests')
-    never share it, and a stack's next warm-up finds a stopped one's."""
-    return f"dvd_warmup_{hashlib.md5(str(work_dir.resolve()).encode()).hexdigest()[:12]}"
-
-
 @contextmanager
-def scratch_warehouse(admin_dsn: str, loader_dsn: str, name: str) -> Iterator[str]:
-    """A fresh database ``name`` owned by the loader, with the schemas the stack gives the warehouse; yields
-    the loader's DSN of it and drops it afterwards."""
+def scratch_warehouse(admin_dsn: str, loader_dsn: str) -> Iterator[str]:
+    """A fresh ``dvd_warmup`` database owned by the loader, with the schemas the stack gives the warehouse;
+    yields the loader's DSN of it and drops it afterwards (a killed warm-up's is dropped by the next one)."""
     loader = parse_dsn(loader_dsn)["user"]
     conn = psycopg2.connect(_with_db(admin_dsn, "postgres"))
     conn.autocommit = True
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     try:
         with conn.cursor() as cur:
-            cur.execute(drop)
-            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(loader)))
-        with psycopg2.connect(_with_db(admin_dsn, name)) as db, db.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(WARMUP_DB)))
+            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(WARMUP_DB), sql.Identifier(loader)))
+        with psycopg2.connect(_with_db(admin_dsn, WARMUP_DB)) as db, db.cursor() as cur:
             for schema in ("dw", "dw_audit"):
                 cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(sql.Identifier(schema),
                                                                                  sql.Identifier(loader)))
         db.close()
-        yield _with_db(loader_dsn, name)
+        yield _with_db(loader_dsn, WARMUP_DB)
     finally:
         with conn.cursor() as cur:
-            cur.execute(drop)
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(WARMUP_DB)))
         conn.close()
 
 
@@ -92,9 +84,8 @@ def scratch_buckets(client) -> Iterator[tuple[str, str]]:
             client.delete_bucket(Bucket=bucket)
 
 
-def warm_up(work_dir: Path) -> tuple[float, bool, str]:
-    """One generated day through the pipeline on scratch storage; returns its seconds, whether it succeeded and
-    what it ran."""
+def warm_up(work_dir: Path) -> tuple[float, bool]:
+    """One generated day through the pipeline on scratch storage; returns its seconds and whether it succeeded."""
     from dagster import DagsterInstance
 
     from dvd_platform.definitions import defs
@@ -107,8 +98,8 @@ def warm_up(work_dir: Path) -> tuple[float, bool, str]:
     shutil.rmtree(work_dir, ignore_errors=True)  # a killed warm-up's lake
     client = s3_client(os.environ.get("DVD_S3_ENDPOINT_URL") or None)
     admin, loader = os.environ.get("DVD_PG_ADMIN_DSN"), os.environ.get("DVD_PG_DSN", "")
-    warehouse = scratch_warehouse(admin, loader, warmup_database(work_dir)) if admin else nullcontext()
-    with scratch_buckets(client) as (landing, lake_bucket), warehouse as warehouse_dsn:
+    with scratch_buckets(client) as (landing, lake_bucket), \
+            (scratch_warehouse(admin, loader) if admin else _no_warehouse()) as warehouse_dsn:
         os.environ.update({"DVD_LANDING_BUCKET": landing, "DVD_LAKE_BUCKET": lake_bucket,
                            "DVD_LAKE_ROOT": str(work_dir / "lake"), "DVD_STAGING_DIR": str(work_dir / "staging"),
                            "DVD_PG_DSN": warehouse_dsn or loader})
@@ -117,12 +108,18 @@ def warm_up(work_dir: Path) -> tuple[float, bool, str]:
             summary = materialize_range(defs, WARMUP_DAY, WARMUP_DAY, None if warehouse_dsn else NO_WAREHOUSE_SELECTION,
                                         instance=instance)
     shutil.rmtree(work_dir, ignore_errors=True)
-    return time.monotonic() - started, summary.ok, "the whole graph" if warehouse_dsn else NO_WAREHOUSE_SELECTION
+    return time.monotonic() - started, summary.ok
+
+
+@contextmanager
+def _no_warehouse() -> Iterator[None]:
+    yield None
 
 
 def main(argv: list[str]) -> int:
-    seconds, ok, ran = warm_up(Path(argv[1]) / "warmup")
-    print(f"spark connect warm-up ({ran}): " + (f"{seconds:.1f} s" if ok else "the run failed, see above"), flush=True)
+    seconds, ok = warm_up(Path(argv[1]) / "warmup")
+    print(f"spark connect warm-up: {seconds:.1f} s" + ("" if ok else " (the warm-up run failed; see above)"),
+          flush=True)
     return 0 if ok else 1
 
 

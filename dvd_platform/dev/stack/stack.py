@@ -124,7 +124,7 @@ class Stack:
             if environ.get(REMOTE_ENV):
                 values[REMOTE_ENV] = environ[REMOTE_ENV]
             elif self.spark_connect:
-                values[REMOTE_ENV] = self._start_connect_server(state, values, environ)
+                values[REMOTE_ENV] = self._start_connect_server(state, values)
         except BaseException:
             self.down()
             raise
@@ -157,15 +157,14 @@ class Stack:
             client = s3_client(moto.endpoint_url, values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"])
         ensure_buckets(client, [values["DVD_LANDING_BUCKET"], values["DVD_LAKE_BUCKET"]])
 
-    def _start_connect_server(self, state: dict, values: dict[str, str], environ: dict[str, str]) -> str:
-        """Start the Spark Connect server with the platform's server settings, and its warm-up with what the stack
-        was given (``environ``: e.g. the credentials of an S3 endpoint it did not start) and made; returns its URL."""
+    def _start_connect_server(self, state: dict, values: dict[str, str]) -> str:
+        """Start the Spark Connect server with the platform's server settings; returns its URL."""
         resource = SparkResource(master=values["DVD_SPARK_MASTER"], driver_memory=values["DVD_SPARK_DRIVER_MEMORY"],
                                  shuffle_partitions=int(values["DVD_SPARK_SHUFFLE_PARTITIONS"]))
         server = self._connect_server({})
         try:
             server.start({**resource.server_config(), **self.spark_connect_conf})
-            warmup = server.warm_up_in_background({**environ, **values})
+            warmup = server.warm_up_in_background(values)
         finally:
             state["spark_connect"] = {"pid": server.pid, "port": server.port, "pgid": server.pgid}
             self._write_state(state)
