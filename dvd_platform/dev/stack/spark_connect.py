@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dvd_platform.dev.stack.procs import StackError, descendants, end_group, free_port, pid_alive, port_open, stop_pid
-from dvd_platform.resources.spark import REMOTE_ENV
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 IDENT = "dvd"
@@ -92,15 +91,15 @@ class ConnectServer:
         raise StackError(f"the Spark Connect server did not come up on 127.0.0.1:{self.port}; "
                          f"launcher: {launched.stdout[-1000:]}{launched.stderr[-1000:]}\nlog:\n{self.log_tail()}")
 
-    def warm_up_in_background(self, settings: dict[str, str]) -> int:
-        """Start ``spark_warmup`` against this server with the stack's ``settings``, detached; returns its pid
-        (see that module for why). Its output goes to ``logs/warmup.log``; ``Stack.down`` ends it if it is
-        still running, and it fails by itself once the server is gone."""
+    def warm_up_in_background(self) -> int:
+        """Start ``spark_warmup`` against this server, detached; returns its pid (see that module for why).
+        Its output goes to ``logs/warmup.log``; ``Stack.down`` ends it if it is still running, and it fails
+        by itself once the server is gone."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / "warmup.log", "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "dvd_platform.dev.stack.spark_warmup", str(self.base_dir)],
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env={**self._env(), **settings, REMOTE_ENV: self.url}, start_new_session=True)
+            proc = subprocess.Popen([sys.executable, "-m", "dvd_platform.dev.stack.spark_warmup", self.url,
+                                     str(self.base_dir)], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=self._env(), start_new_session=True)
         return proc.pid
 
     def _wait_ready(self, timeout: float) -> bool:

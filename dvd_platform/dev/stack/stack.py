@@ -164,7 +164,7 @@ class Stack:
         server = self._connect_server({})
         try:
             server.start({**resource.server_config(), **self.spark_connect_conf})
-            warmup = server.warm_up_in_background(values)
+            warmup = server.warm_up_in_background()
         finally:
             state["spark_connect"] = {"pid": server.pid, "port": server.port, "pgid": server.pgid}
             self._write_state(state)
