@@ -22,7 +22,11 @@ Jobs and statements are given to the step that was running when they started
 Sections (all but ``range`` skippable with ``--skip``):
 
 ``range``
-    The whole selected range as one run, from a cold process (JVM start included).
+    The whole selected range as one run, from a cold process (in classic mode its JVM start included). In
+    connect mode it starts once the stack's warm-up of its new server (``dev/stack/spark_warmup.py``) has
+    ended, as a user's runs start on the server ``make up`` leaves; ``--cold-server`` stops that warm-up at
+    once instead, so the range is the server's first work. The JSON's ``server`` says which, and what the
+    warm-up took.
 ``reference``
     Right after ``range``, on the same stack and days: the same job in plain SQL (``sql_reference.py``:
     one ``psql`` process ``\\copy``-ing the drops into stage tables, then the platform's own
@@ -88,6 +92,7 @@ from sql_reference import (ReferenceAssumptionError, compare_warehouses, drop_da
                            run_reference)
 
 from dvd_platform.dev.seed.sources import DEFAULT_SAMPLE
+from dvd_platform.dev.stack.procs import pid_alive, stop_pid
 
 SECTIONS = ("range", "reference", "repeat", "one_day", "warm")
 RUN_SECTIONS = ("range", "repeat", "one_day")  # the profiled ``materialize`` runs
@@ -351,17 +356,27 @@ def profile_run(profiled: Profiled, first: date, last: date, label: str) -> dict
     }
 
 
-def profile_stack(base: Path, source, days: int | None, sections: list[str], mode: str, select: str | None) -> dict:
-    """A fresh stack (with a Spark Connect server in ``connect`` mode): seed, then each section's run, profiled."""
+def profile_stack(base: Path, source, days: int | None, sections: list[str], mode: str, select: str | None,
+                  cold_server: bool = False) -> dict:
+    """A fresh stack (with a Spark Connect server in ``connect`` mode): seed, then each section's run, profiled.
+
+    In ``connect`` mode the range starts once the stack's warm-up (``dev/stack/spark_warmup.py``) has ended, as
+    a user's runs start on the server ``make up`` left; with ``cold_server`` the warm-up is stopped as soon as
+    the stack is up, so the range is the server's first work."""
     work = base / mode
     connect_events = work / "spark-events-server"
     connect_events.mkdir(parents=True)
     options = {"spark_connect": True, "spark_connect_conf": event_log_conf(connect_events)} if mode == "connect" else {}
     with BenchStack(base / f"stack-{mode}", stack_options=options) as bench:
         profiled = Profiled(bench, work, log_every_statement(bench), mode, connect_events, select)
+        warmup = _warmup_pid(bench) if mode == "connect" else None
+        if warmup and cold_server:
+            stop_pid(warmup)
         selected, rows = seed_bench(bench, source, days)
         out: dict[str, object] = {"days": len(selected), "first_day": selected[0].isoformat(),
                                   "last_day": selected[-1].isoformat(), "seeded_rows": rows}
+        if mode == "connect":
+            out["server"] = _server_state(bench, warmup, cold_server)
         out["range"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-range")
         if "reference" in sections:
             out["reference"] = reference_section(profiled, source, selected, out["range"]["wall_seconds"])
@@ -370,6 +385,27 @@ def profile_stack(base: Path, source, days: int | None, sections: list[str], mod
         if "one_day" in sections:
             out["one_day"] = profile_run(profiled, selected[-1], selected[-1], f"{mode}-one-day")
     return out
+
+
+def _warmup_pid(bench: BenchStack) -> int | None:
+    return json.loads(bench.stack.state_file.read_text())["spark_connect"].get("warmup_pid")
+
+
+def _server_state(bench: BenchStack, warmup: int | None, cold_server: bool) -> dict:
+    """Wait for the stack's warm-up to end (after seeding, as under ``make up``); what it took, from its log."""
+    waited = time.monotonic()
+    while warmup and pid_alive(warmup):
+        time.sleep(0.2)
+    waited = time.monotonic() - waited
+    warm_log = (bench.root / "spark-connect" / "logs" / "warmup.log").read_text(errors="replace")
+    took = re.findall(r"^spark connect warm-up: ([0-9.]+) s", warm_log, re.M)
+    state = {"warm_up": "stopped at once" if cold_server else ("ended" if took else "failed"),
+             "warm_up_seconds": float(took[-1]) if took else None, "waited_after_seeding_seconds": waited}
+    log(f"server: warm-up {state['warm_up']}" + (f" in {took[-1]} s" if took else "")
+        + f", {waited:.1f} s waited after seeding")
+    if not cold_server and not took:
+        raise RuntimeError(f"the stack's warm-up did not finish:\n{warm_log[-3000:]}")
+    return state
 
 
 def warm_stack(base: Path, source, days: int | None) -> dict:
@@ -483,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", help="Dagster asset selection for every run, e.g. 'key:raw_*' "
                         "(default: the whole graph)")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {', '.join(SECTIONS[1:])}")
+    parser.add_argument("--cold-server", action="store_true",
+                        help="connect: stop the stack's warm-up at once, so the range is the new server's first work "
+                        "(default: the range starts after the warm-up, as on the server `make up` leaves)")
     parser.add_argument("--out", type=Path, default=RESULTS_FILE, help=f"JSON results (default {RESULTS_FILE})")
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
@@ -501,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     base.chmod(0o755)  # as root the Postgres server runs as 'postgres' and must reach its data dir
     source = make_source(args.source, args.scale, args.days)
     try:
-        report = {mode: profile_stack(base, source, args.days, sections, mode, args.select) for mode in modes}
+        report = {mode: profile_stack(base, source, args.days, sections, mode, args.select, args.cold_server)
+                  for mode in modes}
         if "warm" in sections:
             report["warm"] = warm_stack(base, source, args.days)
     except BaseException:
@@ -525,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         report["classic_over_connect"] = ratios
         print("classic / connect wall time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     write_results(args.out, started, {"source": source.description, "sections_run": sections, "machine": info,
+                                      "cold_server": args.cold_server,
                                       **report})
     differing = [mode for mode in modes if report[mode].get("reference", {}).get("same_result") is False]
     if differing:
