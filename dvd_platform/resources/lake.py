@@ -144,9 +144,21 @@ class LakeResource(ConfigurableResource):
                 f"{asset}: no {zone} snapshot for {len(missing)} day(s): {shown} "
                 f"(under {self.zone_dir(zone, asset)}); materialize those partitions first"
             )
-        if not paths:
-            return spark.createDataFrame([], schema)
-        return spark.read.schema(schema).parquet(*paths.values())
+        return read_snapshots(spark, list(paths.values()), schema)
+
+
+def read_snapshots(spark, paths: list[str], schema):
+    """The rows of the snapshot directories ``paths`` as one DataFrame with ``schema``; only directories that hold
+    a Parquet file are given to Spark, and none at all gives an empty frame without a read.
+
+    Why: most daily snapshots of a reference table are empty, and Spark lists every path of a read each time
+    it analyzes a plan, once per use of the frame in it: a dimension over pagila's range named ~200 empty days
+    of each source, several times over, in each of its analysis requests. An empty directory holds no row, so
+    leaving it out changes no result."""
+    with_rows = [p for p in paths if next(Path(p).glob("*.parquet"), None) is not None]
+    if not with_rows:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(*with_rows)
 
 
 def _remove_version_day(day_dir: Path) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from dvd_platform.contract.tables import TABLES
-from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.lake import LakeResource, read_snapshots
 from dvd_platform.transforms.schemas import staged_schema
 from dvd_platform.transforms.warehouse import latest
 
@@ -56,9 +56,7 @@ def read_state(lake: LakeResource, spark: SparkSession, table: str, *, before: d
     paths = [p for d, p in sorted(staged.items()) if d > sunday]
     if any(d <= sunday for d in staged):
         paths.insert(0, ensure_snapshot(lake, spark, table, sunday, staged))
-    if not paths:
-        return spark.createDataFrame([], staged_schema(table))
-    return spark.read.schema(staged_schema(table)).parquet(*paths)
+    return read_snapshots(spark, paths, staged_schema(table))
 
 
 def read_latest(lake: LakeResource, spark: SparkSession, table: str) -> DataFrame:
@@ -93,7 +91,7 @@ def ensure_snapshot(lake: LakeResource, spark: SparkSession, table: str, sunday:
     base = _newest_valid(lake, asset, sunday, wanted)
     paths = ([os.path.realpath(_link(lake, asset, base))] if base else []) + [
         p for d, p in sorted(staged.items()) if (base is None or d > base) and d <= sunday]
-    rows = spark.read.schema(staged_schema(table)).parquet(*paths)
+    rows = read_snapshots(spark, paths, staged_schema(table))
     return _store(lake, latest(rows, *TABLES[table].primary_key), asset, sunday, wanted)
 
 
