@@ -312,3 +312,28 @@ def test_the_preview_shows_the_first_written_rows_of_the_window(tmp_path):
     assert (header, rule) == ("| rental_id | note |", "|---|---|")
     assert rows == ["| 1 | a\\|b |"] + [f"| {n} |  |" for n in range(2, 6)]
     assert preview([str(empty)]) == NO_ROWS
+
+
+def test_a_read_names_only_the_snapshots_that_hold_rows(spark, tmp_path, capsys):
+    """Spark lists every path of a read each time it analyzes a plan, and most daily snapshots of a reference
+    table are empty: they are left out of the read (their rows, none, are the same), and a read of empty
+    snapshots only is an empty frame of the schema, with no file scan at all."""
+    from dvd_platform.resources.lake import read_snapshots
+
+    schema = quarantine_schema()
+    with_rows, *empty = (tmp_path / f"_day=2022-02-0{n}" for n in (1, 2, 3))
+    spark.createDataFrame([("s3://lake/raw/x.csv", 2, "bad", "x,y", date(2022, 2, 1))], schema).write.parquet(
+        str(with_rows))
+    for folder in empty:
+        folder.mkdir()
+    capsys.readouterr()
+
+    both = read_snapshots(spark, [str(with_rows), *map(str, empty)], schema)
+    assert [r["line"] for r in both.collect()] == [2]
+    both.explain()
+    assert "InMemoryFileIndex(1 paths)" in capsys.readouterr().out
+
+    none = read_snapshots(spark, list(map(str, empty)), schema)
+    assert none.collect() == [] and none.schema == schema
+    none.explain()
+    assert "FileScan" not in capsys.readouterr().out
