@@ -387,24 +387,33 @@ def profile_stack(base: Path, source, days: int | None, sections: list[str], mod
     return out
 
 
+#: The stack's warm-up takes 17-20 s on an idle machine; a benchmark stops rather than wait on a hung one.
+WARM_UP_DEADLINE_SECONDS = 300
+
+
 def _warmup_pid(bench: BenchStack) -> int | None:
+    """The pid of the warm-up client the bench's stack started (``Stack`` records it beside the server's)."""
     return json.loads(bench.stack.state_file.read_text())["spark_connect"].get("warmup_pid")
 
 
 def _server_state(bench: BenchStack, warmup: int | None, cold_server: bool) -> dict:
-    """Wait for the stack's warm-up to end (after seeding, as under ``make up``); what it took, from its log."""
-    waited = time.monotonic()
+    """Wait for the stack's warm-up to end (after seeding, as under ``make up``); what it took, from its log.
+    A warm-up that did not end, or ended without its closing line, stops the benchmark: the range would not
+    be on the server it claims."""
+    started = time.monotonic()
     while warmup and pid_alive(warmup):
+        if time.monotonic() - started > WARM_UP_DEADLINE_SECONDS:
+            raise RuntimeError(f"the stack's warm-up (pid {warmup}) still runs after {WARM_UP_DEADLINE_SECONDS} s")
         time.sleep(0.2)
-    waited = time.monotonic() - waited
+    waited = time.monotonic() - started
     warm_log = (bench.root / "spark-connect" / "logs" / "warmup.log").read_text(errors="replace")
     took = re.findall(r"^spark connect warm-up: ([0-9.]+) s", warm_log, re.M)
-    state = {"warm_up": "stopped at once" if cold_server else ("ended" if took else "failed"),
+    if not cold_server and not took:
+        raise RuntimeError(f"the stack's warm-up did not finish:\n{warm_log[-3000:]}")
+    state = {"warm_up": "stopped at once" if cold_server else "ended",
              "warm_up_seconds": float(took[-1]) if took else None, "waited_after_seeding_seconds": waited}
     log(f"server: warm-up {state['warm_up']}" + (f" in {took[-1]} s" if took else "")
         + f", {waited:.1f} s waited after seeding")
-    if not cold_server and not took:
-        raise RuntimeError(f"the stack's warm-up did not finish:\n{warm_log[-3000:]}")
     return state
 
 
@@ -506,7 +515,8 @@ def print_stacks(report: dict, modes: list[str]) -> None:
             print(reference_summary(mode, report[mode]["reference"]) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], list[str]]:
+    """The command line, checked: the arguments, the sections to run and the Spark modes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default=str(DEFAULT_SAMPLE) if DEFAULT_SAMPLE.is_dir() else "generated",
                         help=f"a folder of pagila-shaped CSVs, or 'generated' (default: {DEFAULT_SAMPLE} "
@@ -533,7 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.spark.split(",") if m]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--spark: one or more of {', '.join(MODES)}")
+    if args.cold_server and modes != ["connect"]:
+        parser.error("--cold-server applies to --spark connect only (a classic run starts its own JVM)")
+    return args, sections, modes
 
+
+def main(argv: list[str] | None = None) -> int:
+    args, sections, modes = _arguments(argv)
     info = {**host_info(), **versions()}
     started = datetime.now(timezone.utc)
     base = Path(tempfile.mkdtemp(prefix="dvd-pipeline-bench-"))

@@ -44,7 +44,7 @@ ENV_VARS: dict[str, str] = {
     "AWS_ACCESS_KEY_ID": "S3 credentials (standard AWS variable).",
     "AWS_SECRET_ACCESS_KEY": "S3 credentials (standard AWS variable).",
     "AWS_DEFAULT_REGION": "S3 region (default us-east-1).",
-    "DVD_LAKE_ROOT": "Root of the Parquet lake (staged snapshots, quarantine): a local path or s3a://bucket/prefix.",
+    "DVD_LAKE_ROOT": "Root of the Parquet lake (staged snapshots, quarantine): a local or shared (e.g. NFS) path; not s3a://, whose rename is not atomic.",
     "DVD_STAGING_DIR": "Local scratch directory where raw objects are downloaded for Spark.",
     "DVD_SPARK_MASTER": "spark.master (default local[2]; spark://host:7077, yarn, k8s://... on a cluster).",
     "DVD_SPARK_REMOTE": "Spark Connect URL (sc://host:port). Set: runs attach to that server (the local stack starts one); "

@@ -14,7 +14,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.workspace.context import WorkspaceProcessContext
 
 from dvd_platform.contract.tables import TABLES
-from dvd_platform.resources.lake import LakeResource
+from dvd_platform.resources.lake import LakeResource, read_snapshots
 from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform.transforms.schemas import quarantine_schema, staged_schema
@@ -315,11 +315,10 @@ def test_the_preview_shows_the_first_written_rows_of_the_window(tmp_path):
 
 
 def test_a_read_names_only_the_snapshots_that_hold_rows(spark, tmp_path, capsys):
-    """Spark lists every path of a read each time it analyzes a plan, and most daily snapshots of a reference
-    table are empty: they are left out of the read (their rows, none, are the same), and a read of empty
-    snapshots only is an empty frame of the schema, with no file scan at all."""
-    from dvd_platform.resources.lake import read_snapshots
-
+    """Spark builds a file index over every path of a read, and most daily snapshots of a reference table are
+    empty: they are left out of the read (their rows, none, are the same), and a read of empty snapshots only
+    is an empty frame of the schema, with no file scan at all. A snapshot directory that is gone (a concurrent
+    re-stage removed the version) fails the read instead of reading as a day without rows."""
     schema = quarantine_schema()
     with_rows, *empty = (tmp_path / f"_day=2022-02-0{n}" for n in (1, 2, 3))
     spark.createDataFrame([("s3://lake/raw/x.csv", 2, "bad", "x,y", date(2022, 2, 1))], schema).write.parquet(
@@ -330,10 +329,14 @@ def test_a_read_names_only_the_snapshots_that_hold_rows(spark, tmp_path, capsys)
 
     both = read_snapshots(spark, [str(with_rows), *map(str, empty)], schema)
     assert [r["line"] for r in both.collect()] == [2]
-    both.explain()
+    both.explain()  # Spark's own plan text: the scan's file index says how many paths it was given
     assert "InMemoryFileIndex(1 paths)" in capsys.readouterr().out
 
     none = read_snapshots(spark, list(map(str, empty)), schema)
     assert none.collect() == [] and none.schema == schema
     none.explain()
-    assert "FileScan" not in capsys.readouterr().out
+    plan = capsys.readouterr().out
+    assert "LocalTableScan" in plan and "FileScan" not in plan
+
+    with pytest.raises(FileNotFoundError):
+        read_snapshots(spark, [str(with_rows), str(tmp_path / "_day=2022-02-04")], schema)

@@ -31,7 +31,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from dvd_platform.contract.tables import TABLES
-from dvd_platform.resources.lake import LakeResource, read_snapshots
+from dvd_platform.resources.lake import LakeResource, holds_parquet, read_snapshots
 from dvd_platform.transforms.schemas import staged_schema
 from dvd_platform.transforms.warehouse import latest
 
@@ -76,8 +76,7 @@ def latest_inputs(lake: LakeResource, table: str) -> dict[str, str]:
     under the swap lock, so a day being re-staged is seen with its old version or its new one."""
     asset = f"stg_{table}"
     with lake.swap_lock(STAGED, asset):
-        return {day.isoformat(): path for day, path in _current_versions(lake, asset).items()
-                if next(Path(path).glob("*.parquet"), None) is not None}
+        return {day.isoformat(): path for day, path in _current_versions(lake, asset).items() if holds_parquet(path)}
 
 
 def ensure_snapshot(lake: LakeResource, spark: SparkSession, table: str, sunday: date,
