@@ -92,7 +92,6 @@ from sql_reference import (ReferenceAssumptionError, compare_warehouses, drop_da
                            run_reference)
 
 from dvd_platform.dev.seed.sources import DEFAULT_SAMPLE
-from dvd_platform.dev.stack.procs import pid_alive, stop_pid
 
 SECTIONS = ("range", "reference", "repeat", "one_day", "warm")
 RUN_SECTIONS = ("range", "repeat", "one_day")  # the profiled ``materialize`` runs
@@ -369,14 +368,13 @@ def profile_stack(base: Path, source, days: int | None, sections: list[str], mod
     options = {"spark_connect": True, "spark_connect_conf": event_log_conf(connect_events)} if mode == "connect" else {}
     with BenchStack(base / f"stack-{mode}", stack_options=options) as bench:
         profiled = Profiled(bench, work, log_every_statement(bench), mode, connect_events, select)
-        warmup = _warmup_pid(bench) if mode == "connect" else None
-        if warmup and cold_server:
-            stop_pid(warmup)
+        if mode == "connect" and cold_server:
+            bench.stack.stop_warm_up()
         selected, rows = seed_bench(bench, source, days)
         out: dict[str, object] = {"days": len(selected), "first_day": selected[0].isoformat(),
                                   "last_day": selected[-1].isoformat(), "seeded_rows": rows}
         if mode == "connect":
-            out["server"] = _server_state(bench, warmup, cold_server)
+            out["server"] = _server_state(bench, cold_server)
         out["range"] = profile_run(profiled, selected[0], selected[-1], f"{mode}-range")
         if "reference" in sections:
             out["reference"] = reference_section(profiled, source, selected, out["range"]["wall_seconds"])
@@ -391,22 +389,13 @@ def profile_stack(base: Path, source, days: int | None, sections: list[str], mod
 WARM_UP_DEADLINE_SECONDS = 300
 
 
-def _warmup_pid(bench: BenchStack) -> int | None:
-    """The pid of the warm-up client the bench's stack started (``Stack`` records it beside the server's)."""
-    return json.loads(bench.stack.state_file.read_text())["spark_connect"].get("warmup_pid")
-
-
-def _server_state(bench: BenchStack, warmup: int | None, cold_server: bool) -> dict:
+def _server_state(bench: BenchStack, cold_server: bool) -> dict:
     """Wait for the stack's warm-up to end (after seeding, as under ``make up``); what it took, from its log.
     A warm-up that did not end, or ended without its closing line, stops the benchmark: the range would not
     be on the server it claims."""
     started = time.monotonic()
-    while warmup and pid_alive(warmup):
-        if time.monotonic() - started > WARM_UP_DEADLINE_SECONDS:
-            raise RuntimeError(f"the stack's warm-up (pid {warmup}) still runs after {WARM_UP_DEADLINE_SECONDS} s")
-        time.sleep(0.2)
+    warm_log = bench.stack.wait_for_warm_up(WARM_UP_DEADLINE_SECONDS)
     waited = time.monotonic() - started
-    warm_log = (bench.root / "spark-connect" / "logs" / "warmup.log").read_text(errors="replace")
     took = re.findall(r"^spark connect warm-up: ([0-9.]+) s", warm_log, re.M)
     if not cold_server and not took:
         raise RuntimeError(f"the stack's warm-up did not finish:\n{warm_log[-3000:]}")

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 from dagster import build_init_resource_context
@@ -74,16 +73,6 @@ def _client_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
 
 
-def _warm_up_finished(stack: Stack, seconds: float = 240) -> str:
-    """Wait for the stack's warm-up client to end; returns its log."""
-    pid = json.loads(stack.state_file.read_text())["spark_connect"]["warmup_pid"]
-    deadline = time.monotonic() + seconds
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not pid_alive(pid), f"the warm-up client {pid} still runs after {seconds} s"
-    return (stack.state_dir / "spark-connect" / "logs" / "warmup.log").read_text(errors="replace")
-
-
 def test_stack_with_spark_connect_warms_up_serves_runs_and_down_leaves_no_process(settings_env, state_dir):
     """Postgres and S3 come from the session (reachable: not started again); only the Connect server starts,
     and the stack warms it up in the background with a client that ends by itself."""
@@ -106,7 +95,7 @@ def test_stack_with_spark_connect_warms_up_serves_runs_and_down_leaves_no_proces
         assert (python, module) == (sys.executable, copy_in.__file__)
         processes = descendants(server)
         assert len(processes) > 1, "the server's Python workers were not found: the leak check would prove nothing"
-        warm_log = _warm_up_finished(stack)
+        warm_log = stack.wait_for_warm_up(240)
         assert re.search(r"^spark connect warm-up: [0-9.]+ s$", warm_log, re.M), warm_log[-3000:]
     finally:
         stack.down()

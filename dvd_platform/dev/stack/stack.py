@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,6 +198,23 @@ class Stack:
         if "spark_connect" in state and state["spark_connect"]["pid"] and pid_alive(state["spark_connect"]["pid"]):
             pids.append(state["spark_connect"]["pid"])
         return pids
+
+    def stop_warm_up(self) -> None:
+        """End the Connect server's warm-up client now, if it still runs (so the server's first work is the
+        caller's: the benchmarks' cold case)."""
+        _stop_warmup(self._read_state().get("spark_connect", {}).get("warmup_pid"))
+
+    def wait_for_warm_up(self, timeout: float) -> str:
+        """Wait until the Connect server's warm-up client has ended; returns its log (``warmup.log``).
+        ``TimeoutError`` when it still runs after ``timeout`` seconds."""
+        state = self._read_state()
+        pid = state["spark_connect"]["warmup_pid"]
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the warm-up client {pid} still runs after {timeout} s")
+            time.sleep(0.2)
+        return (self._connect_server(state).log_dir / "warmup.log").read_text(errors="replace")
 
     def down(self) -> None:
         """Stop what ``up`` started; keep the data (the Postgres cluster) for next time."""
