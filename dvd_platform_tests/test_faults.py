@@ -233,11 +233,11 @@ def test_postgres_restart_in_the_middle_of_a_load(sample_loaded, stack, run_env,
 
 def test_s3_endpoint_down_for_a_while(sample_loaded, run_env, s3, settings_env):
     """Raw assets against an S3 endpoint that is gone: a clear failure, the lake untouched; then a re-run."""
-    from dvd_platform.io_managers.raw_s3 import ref_key
+    from dvd_platform.io_managers.raw_refs import month_key
 
     day = "2022-07-08"
     lake_bucket = settings_env["DVD_LAKE_BUCKET"]
-    ref = s3.get_object(Bucket=lake_bucket, Key=ref_key("payment", day))["Body"].read()
+    ref = s3.get_object(Bucket=lake_bucket, Key=month_key("payment", day))["Body"].read()
     endpoint = urlparse(settings_env["DVD_S3_ENDPOINT_URL"])
     proxy = Proxy(endpoint.hostname, endpoint.port)
     env = {**run_env, "DVD_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}"}
@@ -245,11 +245,11 @@ def test_s3_endpoint_down_for_a_while(sample_loaded, run_env, s3, settings_env):
         code, output = finished(materialize(env, day, "key:raw_payment"))  # the proxy is down: refused
         assert code != 0
         assert f"127.0.0.1:{proxy.port}" in output, output[-3000:]  # the error names the endpoint
-        assert s3.get_object(Bucket=lake_bucket, Key=ref_key("payment", day))["Body"].read() == ref
+        assert s3.get_object(Bucket=lake_bucket, Key=month_key("payment", day))["Body"].read() == ref
         proxy.up()
         code, output = finished(materialize(env, day, "key:raw_payment"))
         assert code == 0, output[-3000:]
-        assert s3.get_object(Bucket=lake_bucket, Key=ref_key("payment", day))["Body"].read() == ref
+        assert s3.get_object(Bucket=lake_bucket, Key=month_key("payment", day))["Body"].read() == ref
     finally:
         proxy.down()
 

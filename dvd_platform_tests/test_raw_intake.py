@@ -19,6 +19,7 @@ from dagster import DagsterEventType
 
 from dvd_platform.contract.drops import object_key
 from dvd_platform.contract.tables import TABLES
+from dvd_platform.io_managers.raw_refs import month_key
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform_tests.crafted import drop_bytes, line
 
@@ -35,16 +36,18 @@ def _rental_file(on: date, rental_id: int) -> bytes:
 
 
 def _lake_state(s3, bucket: str, tables: tuple[str, ...], on: date) -> dict[str, tuple[str, object]]:
-    """Key -> (ETag, LastModified) of the raw zone for ``tables`` on ``on``: a rewrite changes LastModified."""
+    """Key -> (ETag, LastModified) of the raw zone for ``tables`` on ``on`` (its frozen objects and the month
+    of references): a rewrite changes LastModified."""
     state = {}
     for table in tables:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"raw/{table}/dt={on}/").get("Contents", [])
+        listed += s3.list_objects_v2(Bucket=bucket, Prefix=month_key(table, on)).get("Contents", [])
         state.update({item["Key"]: (item["ETag"], item["LastModified"]) for item in listed})
     return state
 
 
 def _ref(s3, bucket: str, table: str, on: date) -> dict:
-    return json.loads(s3.get_object(Bucket=bucket, Key=f"raw/{table}/dt={on}/_ref.json")["Body"].read())
+    return json.loads(s3.get_object(Bucket=bucket, Key=month_key(table, on))["Body"].read())[on.isoformat()]
 
 
 def test_a_rerun_of_frozen_days_reads_no_landing_object_and_rewrites_no_reference(stack, s3, settings_env,
@@ -55,7 +58,7 @@ def test_a_rerun_of_frozen_days_reads_no_landing_object_and_rewrites_no_referenc
     first = run_range(DAYS[0], DAYS[-1], SELECTION)
     assert first.ok, first.lines()
     before = {on: _lake_state(s3, lake, ("rental", "store"), on) for on in DAYS}
-    assert all(len(state) == 3 for state in before.values())  # rental: object + ref; store: ref only
+    assert all(len(state) == 3 for state in before.values())  # rental: object + month; store: month only
 
     # Only the manifests stay in landing: a run that read any object of these days would fail.
     for on in DAYS:
@@ -121,20 +124,20 @@ def _requests_since(log: Path, start: int) -> str:
 
 
 def test_staging_reads_the_references_the_raw_step_kept_and_fetches_what_it_cannot_use(stack, s3, settings_env, run_range):
-    """The raw step keeps each reference it stores in the staging dir, under its md5: its staging step
-    finds it by the listed ETag, with no request for it. Without usable copies (damaged, or another
+    """The raw step keeps each month of references it writes in the staging dir, under its md5: its staging
+    step finds it by the listed ETag, with no request for it. Without usable copies (damaged, or another
     machine's staging dir), the references are fetched, and the same rows are staged."""
     landing, lake = settings_env["DVD_LANDING_BUCKET"], settings_env["DVD_LAKE_BUCKET"]
     on = date(2024, 5, 6)
     drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710301)})
-    log, ref = stack[0].state_dir / "s3.log", f"/{lake}/raw/rental/dt={on}/_ref.json"
+    log, ref = stack[0].state_dir / "s3.log", f"/{lake}/{month_key('rental', on)}"
     staged = LakeResource(root=settings_env["DVD_LAKE_ROOT"])
     start = log.stat().st_size
     # Its foreign keys resolve to nothing on this stack (blocking checks fail): the day is staged all the same.
     assert run_range(on, on, "key:raw_rental or key:stg_rental").materialized == {"raw_rental": 1, "stg_rental": 1}
     requests = _requests_since(log, start)
     assert f'"PUT {ref} ' in requests  # requests are logged: the next line can fail
-    assert f'"GET {ref} ' not in requests
+    assert f'"GET {ref} ' not in requests.split(f'"PUT {ref} ')[-1]  # the raw step reads the month before it writes
     assert staged.rows_per_day("staged", "stg_rental", [on]) == {on: 1}
 
     copies = list((Path(settings_env["DVD_STAGING_DIR"]) / "_refs").glob("*.json"))
@@ -145,6 +148,68 @@ def test_staging_reads_the_references_the_raw_step_kept_and_fetches_what_it_cann
     assert run_range(on, on, "key:stg_rental").materialized == {"stg_rental": 1}
     assert f'"GET {ref} ' in _requests_since(log, start)
     assert staged.rows_per_day("staged", "stg_rental", [on]) == {on: 1}
+
+
+def test_a_range_records_its_references_in_one_object_per_table_and_month(stack, s3, settings_env, run_range):
+    """Four days over two months: two writes per table (one per month, found by the endpoint's log), no
+    object per day, and each month records its days; the staging step reads them back."""
+    landing, lake = settings_env["DVD_LANDING_BUCKET"], settings_env["DVD_LAKE_BUCKET"]
+    days = [date(2024, 5, 30), date(2024, 5, 31), date(2024, 6, 1), date(2024, 6, 2)]
+    for n, on in enumerate(days):
+        drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710401 + n)})
+    log = stack[0].state_dir / "s3.log"
+    start = log.stat().st_size
+    # Its foreign keys resolve to nothing on this stack (blocking checks fail): the days are staged all the same.
+    assert run_range(days[0], days[-1], SELECTION + " or key:stg_rental").materialized == {
+        "raw_rental": 4, "raw_store": 4, "stg_rental": 4}
+    puts = re.findall(r'"PUT /[^ ]*/raw/(\w+)/_refs/(month=[\d-]+)\.json ', _requests_since(log, start))
+    assert sorted(puts) == [("rental", "month=2024-05"), ("rental", "month=2024-06"),
+                            ("store", "month=2024-05"), ("store", "month=2024-06")]
+    for on in days:
+        assert [item["Key"] for item in s3.list_objects_v2(Bucket=lake, Prefix=f"raw/store/dt={on}/")
+                .get("Contents", [])] == []  # header-only: nothing per day
+        assert _ref(s3, lake, "store", on)["rows"] == 0 and _ref(s3, lake, "rental", on)["rows"] == 1
+    assert LakeResource(root=settings_env["DVD_LAKE_ROOT"]).rows_per_day("staged", "stg_rental", days) == \
+        dict.fromkeys(days, 1)
+
+
+class _RacingClient:
+    """The real S3 client, except that before this writer's first PUT of a month another writer records
+    ``rival`` in it: the interleaving of two runs that read the same month and write it back."""
+
+    def __init__(self, client, rival):
+        self.client, self.rival, self.puts = client, rival, []
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def put_object(self, **kwargs):
+        if not self.puts:
+            self.rival()
+        self.puts.append({k: v for k, v in kwargs.items() if k.startswith("If")})
+        return self.client.put_object(**kwargs)
+
+
+def test_runs_recording_the_same_month_at_once_lose_no_day(stack, s3, settings_env):
+    """Each writer merges its days into the month it read and writes it only if nobody changed it since
+    (If-Match on its ETag, enforced by the endpoint); a writer that lost the race reads the month again."""
+    from dvd_platform.io_managers.raw_refs import RawObject, fetch, record
+
+    lake = settings_env["DVD_LAKE_BUCKET"]
+    key = month_key("rental", "2024-07-01")
+
+    def ref(day: str) -> RawObject:
+        return RawObject(day, lake, None, 10, "0" * 32, 0)
+
+    def nothing_kept(key, etag):
+        return None
+
+    record(s3, lake, "rental", [ref("2024-07-01")], nothing_kept, lambda body: None)
+    racing = _RacingClient(s3, lambda: record(s3, lake, "rental", [ref("2024-07-02")], nothing_kept,
+                                              lambda body: None))
+    assert record(racing, lake, "rental", [ref("2024-07-03")], nothing_kept, lambda body: None) == 1
+    assert sorted(json.loads(fetch(s3, lake, key)[0])) == ["2024-07-01", "2024-07-02", "2024-07-03"]
+    assert len(racing.puts) == 2 and "IfMatch" in racing.puts[0]  # refused once, written on the second try
 
 
 def test_a_day_without_a_reference_fails_the_load_naming_the_partition_and_key(stack, settings_env):
@@ -160,7 +225,8 @@ def test_a_day_without_a_reference_fails_the_load_naming_the_partition_and_key(s
     context = build_input_context(asset_key=AssetKey("raw_rental"), partition_key="2024-05-09",
                                   asset_partitions_def=daily_partitions)
     with pytest.raises(FileNotFoundError, match=re.escape(
-            f"raw_rental partition 2024-05-09 is not materialized (no s3://{lake}/raw/rental/dt=2024-05-09/_ref.json)")):
+            f"raw_rental partition 2024-05-09 is not materialized "
+            f"(s3://{lake}/raw/rental/_refs/month=2024-05.json does not record it)")):
         manager.load_input(context)
 
 

@@ -16,7 +16,7 @@ from dagster import DagsterEventType, serialize_value
 from psycopg2 import errors, sql
 
 import dvd_platform
-from dvd_platform.io_managers.raw_s3 import ref_key
+from dvd_platform.io_managers.raw_refs import month_key
 from dvd_platform.resources.warehouse import WarehouseResource
 from dvd_platform.contract.tables import TABLES
 from dvd_platform_tests.crafted import drop_bytes, line
@@ -253,8 +253,8 @@ def test_a_forged_raw_reference_is_refused_before_any_download(stack, s3, settin
     lake_bucket, staging = settings_env["DVD_LAKE_BUCKET"], Path(settings_env["DVD_STAGING_DIR"])
     body = ",".join(TABLES["rental"].columns).encode() + f"\n{_rental(1, day)}\n".encode()
     s3.put_object(Bucket=lake_bucket, Key=key, Body=body)
-    s3.put_object(Bucket=lake_bucket, Key=ref_key("rental", day), Body=json.dumps(
-        {"day": day.isoformat(), "bucket": lake_bucket, "key": key, "bytes": len(body), "md5": md5, "rows": 1}).encode())
+    s3.put_object(Bucket=lake_bucket, Key=month_key("rental", day), Body=json.dumps({day.isoformat(): {
+        "day": day.isoformat(), "bucket": lake_bucket, "key": key, "bytes": len(body), "md5": md5, "rows": 1}}).encode())
     # Everything the forged key could name sits under the state root; Postgres and the lake
     # write there too, so look for the escaped name rather than compare whole listings.
     root = staging.parent.parent

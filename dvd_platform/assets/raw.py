@@ -26,7 +26,8 @@ from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext, AssetKey, AssetOut, AssetSpec, Output, multi_asset
 
 from dvd_platform.assets.oltp import oltp_export
-from dvd_platform.io_managers.raw_s3 import RawBatch, RawObject, frozen_key, listed_days, ref_body, ref_key, s3_etag
+from dvd_platform.io_managers.raw_refs import RawBatch, RawObject, recorded
+from dvd_platform.io_managers.raw_s3 import frozen_key, listed_days
 from dvd_platform.partitions import daily_partitions, single_run, window_days
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.contract.drops import manifest_key, object_key
@@ -161,22 +162,23 @@ def _listed_header_only(entry: dict, table: str, landing: dict) -> bool:
             and landing.get(entry["key"]) == (f'"{entry["md5"]}"', entry["bytes"]))
 
 
-def _already_frozen(entry: dict, table: str, day, lake_bucket: str, listed: dict) -> RawObject | None:
+def _already_frozen(entry: dict, table: str, day, lake_bucket: str, listed: dict,
+                    references: dict[str, RawObject]) -> RawObject | None:
     """The day's object as an earlier run froze it, when the lake proves it is the manifest's object; else None.
 
-    Proof without a request per object, from one listing of the lake: the frozen copy
-    exists under its md5 key with the manifest's size and md5 as ETag, or (a
-    header-only file, of which nothing is frozen) the stored reference is byte for
-    byte the one this run would write for the manifest's md5. Either was written only
-    after the object passed every check of :func:`_verify`. Anything else is verified
-    (and copied) again.
+    Proof without a request per object, from one listing of the lake's frozen objects and
+    the window's month references: the frozen copy exists under its md5 key with the
+    manifest's size and md5 as ETag, or (a header-only file, of which nothing is frozen)
+    the recorded reference is the one this run would record for the manifest's md5.
+    Either was written only after the object passed every check of :func:`_verify`.
+    Anything else is verified (and copied) again.
     """
     frozen = RawObject(day.isoformat(), lake_bucket, frozen_key(table, day, entry["md5"]), entry["bytes"],
                        entry["md5"], entry["rows"])
     if listed.get(frozen.key) == (f'"{entry["md5"]}"', entry["bytes"]):
         return frozen
     header_only = RawObject(day.isoformat(), lake_bucket, None, entry["bytes"], entry["md5"], 0)
-    if listed.get(ref_key(table, day), ("",))[0] == s3_etag(ref_body(header_only)):
+    if references.get(day.isoformat()) == header_only:
         return header_only
     return None
 
@@ -211,6 +213,8 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
         manifests = dict(zip(days, pool.map(lambda day: _manifest(client, s3.landing_bucket, day), days)))
         listed = dict(zip(tables, pool.map(
             lambda table: listed_days(client, s3.lake_bucket, f"raw/{table}", days[0], days[-1]), tables)))
+        references = dict(zip(tables, pool.map(
+            lambda table: recorded(client, s3.lake_bucket, table, days[0], days[-1]), tables)))
         landing = dict(zip(tables, pool.map(
             lambda table: listed_days(client, s3.landing_bucket, f"{LANDING_PREFIX}/{table}", days[0], days[-1]),
             tables)))
@@ -224,7 +228,7 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
                 )
             entry = entries[table]
             _check_layout(entry, s3.landing_bucket, day)
-            done = _already_frozen(entry, table, day, s3.lake_bucket, listed[table])
+            done = _already_frozen(entry, table, day, s3.lake_bucket, listed[table], references[table])
             if done is not None:
                 return done
             header_only = _listed_header_only(entry, table, landing[table])

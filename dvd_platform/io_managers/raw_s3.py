@@ -1,15 +1,15 @@
 """Raw partitions in S3: store their references, hand their objects to Spark.
 
 A raw partition is a set of immutable objects in the lake's raw zone (copied
-from landing by the raw assets). ``handle_output`` stores one small JSON
-reference per table and day; ``load_input`` turns a range of days into paths
+from landing by the raw assets). ``handle_output`` records each day's reference
+in its month's object (``raw_refs``); ``load_input`` turns a range of days into paths
 Spark can read in parallel: by default it downloads the objects concurrently
 (streamed to disk, never whole in memory) into a local staging directory keyed
 by md5, so a repeated load downloads nothing; with ``read_mode="s3a"`` it
 hands Spark ``s3a://`` URIs instead (a cluster with hadoop-aws configured).
-A window's references are found with one listing per table, and read from the
+A window's months are found with one listing per table, and read from the
 copies kept in the staging directory under their md5 (the raw step keeps each
-one it stores), so a range's staging steps ask for no reference one by one.
+one it writes), so a range's staging steps fetch no reference.
 
 Two guards sit here, before anything reaches the filesystem or Spark:
 
@@ -25,41 +25,20 @@ Two guards sit here, before anything reaches the filesystem or Spark:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
-from botocore.exceptions import ClientError
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
+from dvd_platform.io_managers.raw_refs import RawBatch, RawObject, month_key, record, recorded, s3_etag
 from dvd_platform.partitions import window_days
 from dvd_platform.resources.s3 import S3Buckets
 from dvd_platform.transforms.staging import SourceFile
-
-
-@dataclass(frozen=True)
-class RawObject:
-    day: str
-    bucket: str
-    key: str | None  # None: the day's file held only its header, nothing was frozen
-    bytes: int
-    md5: str
-    rows: int
-
-
-@dataclass
-class RawBatch:
-    """The raw objects of one table over a range of days (the output of a raw asset)."""
-
-    table: str
-    objects: list[RawObject]
 
 
 def raw_table(asset_key_path: list[str]) -> str:
@@ -69,28 +48,14 @@ def raw_table(asset_key_path: list[str]) -> str:
     return name[len("raw_"):]
 
 
-def ref_key(table: str, day: date | str) -> str:
-    return f"raw/{table}/dt={day}/_ref.json"
-
-
 def frozen_key(table: str, day: date | str, md5: str) -> str:
     """Where the raw zone keeps a day's object: its md5 in the key, so a key never changes content."""
     return f"raw/{table}/dt={day}/{table}-{md5}.csv"
 
 
-def ref_body(raw: RawObject) -> bytes:
-    """A reference's stored bytes (deterministic: the same reference is the same object, with the same ETag)."""
-    return json.dumps(asdict(raw), sort_keys=True).encode()
-
-
-def s3_etag(body: bytes) -> str:
-    """The ETag S3 gives a single-part upload of ``body`` (its md5, quoted)."""
-    return f'"{hashlib.md5(body).hexdigest()}"'
-
-
 def listed_days(client, bucket: str, prefix: str, first: date, last: date) -> dict[str, tuple[str, int]]:
     """``key -> (ETag, size)`` of the objects under ``<prefix>/dt=D/`` for the days ``first..last``
-    (``raw/<table>`` in the lake: its frozen objects and references; ``landing/<table>``: the drops).
+    (``raw/<table>`` in the lake: its frozen objects; ``landing/<table>``: the drops).
 
     One paginated LIST from the first day's keys on (keys sort by day), instead of a
     request per object: what a run may skip is decided from it.
@@ -137,30 +102,20 @@ class RawS3IOManager(ConfigurableIOManager):
     max_line_bytes: int = 1 << 20
 
     def handle_output(self, context: OutputContext, obj: RawBatch) -> None:
-        """Store each day's reference, except where the lake already holds that very reference (same ETag)."""
+        """Record the window's references in their months (``raw_refs.record``: months that already hold
+        them are not written); each written month is kept locally for the staging steps."""
         client = self.s3.get_client()
-        days = [date.fromisoformat(raw.day) for raw in obj.objects]
-        listed = listed_days(client, self.s3.lake_bucket, f"raw/{obj.table}", min(days), max(days)) if days else {}
-        changed = [raw for raw in obj.objects
-                   if listed.get(ref_key(obj.table, raw.day), ("",))[0] != s3_etag(ref_body(raw))]
-
-        def put(raw: RawObject) -> None:
-            body = ref_body(raw)
-            client.put_object(Bucket=self.s3.lake_bucket, Key=ref_key(obj.table, raw.day), Body=body)
-            self._keep_ref(body)  # what the staging steps will read (see _reference)
-
-        with ThreadPoolExecutor(self.s3.max_concurrency) as pool:
-            list(pool.map(put, changed))
+        record(client, self.s3.lake_bucket, obj.table, obj.objects, self._kept, self._keep_ref)
 
     def load_input(self, context: InputContext) -> list[SourceFile]:
         """The day files Spark should read (days without rows contribute none)."""
         table = raw_table(context.asset_key.path)
         days = window_days(context.asset_partitions_time_window)
         client = self.s3.get_client()
-        listed = listed_days(client, self.s3.lake_bucket, f"raw/{table}", days[0], days[-1])
+        references = self._references(client, table, days)
 
-        def fetch(day: date) -> SourceFile | None:
-            raw = validated_raw(self._reference(client, table, day, listed), table, day)
+        def fetch_file(day: date) -> SourceFile | None:
+            raw = validated_raw(references[day], table, day)
             if raw.key is None:
                 return None
             source = f"s3://{raw.bucket}/{raw.key}"
@@ -169,33 +124,32 @@ class RawS3IOManager(ConfigurableIOManager):
             return SourceFile(f"file://{self._download(client, raw, table)}", day, source)
 
         with ThreadPoolExecutor(self.s3.max_concurrency) as pool:
-            return [f for f in pool.map(fetch, days) if f is not None]
+            return [f for f in pool.map(fetch_file, days) if f is not None]
 
-    def _reference(self, client, table: str, day: date, listed: dict[str, tuple[str, int]]) -> RawObject:
-        """The day's stored reference, as the window's listing shows it: read from the local copy named by
-        its ETag (the md5 of its bytes) when there is one, else fetched and kept there.
+    def _references(self, client, table: str, days: list[date]) -> dict[date, RawObject]:
+        """Every day's reference, from one listing of the window's months, each read from the copy kept
+        under its ETag (the md5 of its bytes) when there is one, else fetched and kept.
 
-        Why: a range run's raw step has just stored the references its staging steps read, a request per
-        table and day (3,195 for pagila); the copy the raw step keeps makes that one listing per table."""
-        key = ref_key(table, day)
-        if key not in listed:
-            raise self._not_materialized(table, day, key)
-        cached = self._ref_cache(listed[key][0])
-        body = cached.read_bytes() if cached is not None and cached.exists() else b""
-        if body and s3_etag(body) == listed[key][0]:  # a damaged copy is fetched again
-            return RawObject(**json.loads(body))
-        try:
-            body = client.get_object(Bucket=self.s3.lake_bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise self._not_materialized(table, day, key) from exc
-            raise
-        self._keep_ref(body)
-        return RawObject(**json.loads(body))
+        Why: a range run's raw step has just written the months its staging steps read; the copy it keeps
+        makes that a listing per table. A day its month does not record was never materialized."""
+        months = recorded(client, self.s3.lake_bucket, table, days[0], days[-1], self._kept, self._keep_ref)
+        references = {}
+        for day in days:
+            raw = months.get(day.isoformat())
+            if raw is None:
+                raise self._not_materialized(table, day, month_key(table, day))
+            references[day] = raw
+        return references
 
     def _not_materialized(self, table: str, day: date, key: str) -> FileNotFoundError:
-        """The error of a day whose reference is not in the lake (built only when raised: a range reads thousands)."""
-        return FileNotFoundError(f"raw_{table} partition {day} is not materialized (no s3://{self.s3.lake_bucket}/{key})")
+        """The error of a day that no month of the lake records."""
+        return FileNotFoundError(f"raw_{table} partition {day} is not materialized "
+                                 f"(s3://{self.s3.lake_bucket}/{key} does not record it)")
+
+    def _kept(self, key: str, etag: str) -> bytes | None:
+        """The locally kept copy of a month object with this ETag, if there is one (unchecked)."""
+        cached = self._ref_cache(etag)
+        return cached.read_bytes() if cached is not None and cached.exists() else None
 
     def _ref_cache(self, etag: str) -> Path | None:
         """Where a reference with this ETag is kept locally; None for an ETag that is not an md5 (multipart)."""
