@@ -17,6 +17,7 @@ from typing import Callable
 import pytest
 from dagster import DagsterEventType
 
+from dvd_platform.io_managers.raw_refs import recorded
 from dvd_platform.resources.lake import LakeResource
 from dvd_platform.contract.drops import manifest_key, object_key
 from dvd_platform.contract.tables import TABLES
@@ -114,10 +115,11 @@ def test_raw_refuses_each_bad_drop_naming_its_key(stack, s3, settings_env, run_r
     for case in RAW_CASES:  # one line per case, naming the object and what is wrong with it
         key = case.key or object_key("rental", case.day)
         assert any(f"s3://{bucket}/{key}" in line and case.reason in line for line in lines), (case.name, message)
-    # Nothing of those days was frozen, so nothing downstream can read them.
+    # Nothing of those days was frozen or recorded, so nothing downstream can read them.
     for case in RAW_CASES:
         frozen = s3.list_objects_v2(Bucket=lake_bucket, Prefix=f"raw/rental/dt={case.day}/").get("KeyCount", 0)
         assert frozen == 0, case.name
+        assert case.day.isoformat() not in recorded(s3, lake_bucket, "rental", case.day, case.day), case.name
     assert not summary.materialized
 
 

@@ -212,6 +212,62 @@ def test_runs_recording_the_same_month_at_once_lose_no_day(stack, s3, settings_e
     assert len(racing.puts) == 2 and "IfMatch" in racing.puts[0]  # refused once, written on the second try
 
 
+def test_a_month_deleted_before_the_write_is_written_anew(stack, s3, settings_env):
+    """An If-Match on a month that is gone is refused as NoSuchKey: the writer reads it again (none) and
+    creates it with its own days."""
+    from dvd_platform.io_managers.raw_refs import RawObject, fetch, record
+
+    lake = settings_env["DVD_LAKE_BUCKET"]
+    key = month_key("rental", "2024-08-01")
+    first = RawObject("2024-08-01", lake, None, 10, "0" * 32, 0)
+    second = RawObject("2024-08-02", lake, None, 10, "0" * 32, 0)
+    record(s3, lake, "rental", [first], lambda key, etag: None, lambda body: None)
+    racing = _RacingClient(s3, lambda: s3.delete_object(Bucket=lake, Key=key))
+    assert record(racing, lake, "rental", [second], lambda key, etag: None, lambda body: None) == 1
+    assert sorted(json.loads(fetch(s3, lake, key)[0])) == ["2024-08-02"]
+    assert [list(condition) for condition in racing.puts] == [["IfMatch"], ["IfNoneMatch"]]
+
+
+def test_many_writers_of_one_month_at_once_lose_no_day(stack, s3, settings_env):
+    """Sixteen writers record their days in one month at the same time against the stack's S3 endpoint:
+    each write is conditional on the month it read, so a writer that lost a race merges again (with
+    unconditional writes, most days are lost here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dvd_platform.io_managers.raw_refs import RawObject, fetch, record
+
+    lake = settings_env["DVD_LAKE_BUCKET"]
+    days = [[f"2024-09-{writer + 1:02d}T{n}" for n in range(3)] for writer in range(16)]
+
+    def write(writer_days: list[str]) -> None:
+        for day in writer_days:  # one write per day: many chances to interleave
+            record(s3, lake, "rental", [RawObject(day[:10], lake, None, 10, day[-1] * 32, 0)],
+                   lambda key, etag: None, lambda body: None)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(write, days))
+    recorded_md5 = {day: raw["md5"][0] for day, raw in json.loads(fetch(s3, lake, month_key("rental", "2024-09-01"))[0]).items()}
+    assert recorded_md5 == {f"2024-09-{writer + 1:02d}": "2" for writer in range(16)}
+
+
+def test_a_damaged_month_fails_staging_naming_it_and_the_raw_step_writes_it_again(stack, s3, settings_env,
+                                                                               run_range):
+    landing, lake = settings_env["DVD_LANDING_BUCKET"], settings_env["DVD_LAKE_BUCKET"]
+    on = date(2024, 10, 1)
+    drop_bytes(s3, landing, on, {"rental": _rental_file(on, 710501)})
+    assert run_range(on, on, "key:raw_rental").ok
+    s3.put_object(Bucket=lake, Key=month_key("rental", on), Body=b"not json")
+    staged = run_range(on, on, "key:stg_rental")
+    assert staged.failed_steps == ["stg_rental"]
+    error = str(next(e for e in staged.result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+                .event_specific_data.error)
+    assert f"s3://{lake}/{month_key('rental', on)} is not a month of raw references" in error
+    again = run_range(on, on, "key:raw_rental")
+    assert again.ok, again.lines()
+    assert _ref(s3, lake, "rental", on)["rows"] == 1
+    assert run_range(on, on, "key:stg_rental").materialized == {"stg_rental": 1}
+
+
 def test_a_day_without_a_reference_fails_the_load_naming_the_partition_and_key(stack, settings_env):
     from dagster import AssetKey, build_input_context
 

@@ -86,3 +86,32 @@ def test_roles_loader_owns_analyst_reads_only(settings_env):
     with psycopg2.connect(settings_env["DVD_PG_DSN"]) as conn, conn.cursor() as cur:
         cur.execute("drop table dw._role_probe")
     conn.close()
+
+
+@pytest.mark.parametrize("headers, serialized", [({"HTTP_IF_MATCH": '"abc"'}, True),
+                                                 ({"HTTP_IF_NONE_MATCH": "*"}, True), ({}, False)])
+def test_the_stacks_s3_endpoint_handles_conditional_puts_one_at_a_time(headers, serialized):
+    """moto checks a PUT's condition and stores the object in two steps: ``moto_main`` runs conditional PUTs
+    whole under one lock, so two of them cannot both pass the check (unit test of the WSGI wrapper, with a
+    slow application that counts the requests in it); other requests still run in parallel."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dvd_platform.dev.stack.moto_main import serialize_conditional_puts
+
+    inside, most, lock = [0], [0], threading.Lock()
+
+    def slow_app(environ, start_response):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        with lock:
+            inside[0] -= 1
+        return [b""]
+
+    app = serialize_conditional_puts(slow_app)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: app({"REQUEST_METHOD": "PUT", **headers}, None), range(4)))
+    assert (most[0] == 1) is serialized

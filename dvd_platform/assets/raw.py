@@ -213,8 +213,9 @@ def raw_drops(context: AssetExecutionContext, s3: S3Buckets):
         manifests = dict(zip(days, pool.map(lambda day: _manifest(client, s3.landing_bucket, day), days)))
         listed = dict(zip(tables, pool.map(
             lambda table: listed_days(client, s3.lake_bucket, f"raw/{table}", days[0], days[-1]), tables)))
-        references = dict(zip(tables, pool.map(
-            lambda table: recorded(client, s3.lake_bucket, table, days[0], days[-1]), tables)))
+        references = dict(zip(tables, pool.map(lambda table: recorded(
+            client, s3.lake_bucket, table, days[0], days[-1],
+            on_damaged=lambda exc: context.log.warning(f"{exc}: its days are verified and recorded again")), tables)))
         landing = dict(zip(tables, pool.map(
             lambda table: listed_days(client, s3.landing_bucket, f"{LANDING_PREFIX}/{table}", days[0], days[-1]),
             tables)))

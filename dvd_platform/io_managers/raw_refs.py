@@ -14,13 +14,15 @@ Several runs may record days of the same month at once (the sensor's and a backf
 A writer merges its days into the month's current object and writes it conditionally
 (``If-Match`` its ETag, or ``If-None-Match: *`` for a new month): S3 refuses the write
 if another run changed the object in between, and the writer reads it again and retries,
-so no run's days are lost. AWS S3 and MinIO both support conditional writes; so does moto.
+so no run's days are lost. AWS S3 and MinIO apply conditional writes atomically; the local
+stack's moto does too once ``dvd_platform.dev.stack.moto_main`` serializes them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -32,8 +34,13 @@ from botocore.exceptions import ClientError
 #: Conditional-write refusals a writer takes before it gives up on a month (each one means another run wrote
 #: that month in between; 20 is far beyond the runs a deployment starts at once).
 MAX_ATTEMPTS = 20
-#: What S3 answers when a conditional write lost a race: 412, or 409 while another conditional write is in flight.
-CONFLICTS = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+#: What S3 answers when a conditional write lost a race: 412, 409 while another conditional write is in flight,
+#: or NoSuchKey for an If-Match on a month deleted since it was read.
+CONFLICTS = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409")
+Read = Callable[[str, str], bytes | None]
+Keep = Callable[[bytes], None]
+Current = tuple[bytes, str] | None
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,24 +119,30 @@ def fetch(client, bucket: str, key: str) -> tuple[bytes, str] | None:
     return response["Body"].read(), response["ETag"]
 
 
-def recorded(client, bucket: str, table: str, first: date, last: date,
-             read: Callable[[str, str], bytes | None] = lambda key, etag: None,
-             keep: Callable[[bytes], None] = lambda body: None) -> dict[str, RawObject]:
+def recorded(client, bucket: str, table: str, first: date, last: date, read: Read = lambda key, etag: None,
+             keep: Keep = lambda body: None, on_damaged: Callable[[ValueError], None] | None = None
+             ) -> dict[str, RawObject]:
     """Every reference the lake records for ``table`` on ``first..last``'s months, by day, from one listing.
 
     ``read(key, etag)`` may return a locally kept copy of a listed month (used when its md5 is the ETag, so
     a damaged copy is fetched again); ``keep(body)`` is told every body fetched. A month deleted since the
-    listing records nothing."""
+    listing records nothing. A month that does not parse is an error, unless ``on_damaged`` takes it: then
+    it records nothing (the raw step verifies those days again and rewrites the month)."""
     found: dict[str, RawObject] = {}
     for key, etag in listed_months(client, bucket, table, first, last).items():
         current = _current(client, bucket, key, etag, read, keep)
-        if current is not None:
+        if current is None:
+            continue
+        try:
             found.update(parse_month(current[0], f"s3://{bucket}/{key}"))
+        except ValueError as exc:
+            if on_damaged is None:
+                raise
+            on_damaged(exc)
     return found
 
 
-def record(client, bucket: str, table: str, objects: list[RawObject],
-           read: Callable[[str, str], bytes | None], keep: Callable[[bytes], None]) -> int:
+def record(client, bucket: str, table: str, objects: list[RawObject], read: Read, keep: Keep) -> int:
     """Merge ``objects`` into their months' references; returns how many month objects were written.
 
     ``read(key, etag)`` may return a locally kept copy of a listed month (None: fetch it); ``keep(body)``
@@ -149,7 +162,7 @@ def record(client, bucket: str, table: str, objects: list[RawObject],
     return written
 
 
-def _current(client, bucket: str, key: str, etag: str | None, read, keep) -> tuple[bytes, str] | None:
+def _current(client, bucket: str, key: str, etag: str | None, read: Read, keep: Keep) -> Current:
     """The month's bytes and ETag as listed (a kept copy when it has that ETag; else fetched, and kept), or
     None for a month not listed or gone since."""
     if etag is None:
@@ -163,10 +176,22 @@ def _current(client, bucket: str, key: str, etag: str | None, read, keep) -> tup
     return current
 
 
-def _merge_into(client, bucket: str, key: str, new: dict[str, RawObject], current, keep) -> int:
+def _days_of(current: Current, key: str) -> dict[str, RawObject]:
+    """The days ``current`` records; a damaged month (which nobody could read) records none, and is rewritten."""
+    if current is None:
+        return {}
+    try:
+        return parse_month(current[0], key)
+    except ValueError as exc:
+        log.warning("%s; rewriting it with this run's days only: its other days read as not materialized until "
+                    "their raw step runs again", exc)
+        return {}
+
+
+def _merge_into(client, bucket: str, key: str, new: dict[str, RawObject], current: Current, keep: Keep) -> int:
     """Write ``current`` with ``new``'s days in it, conditional on ``current``'s ETag; re-read and retry on a race."""
     for attempt in range(MAX_ATTEMPTS):
-        days = parse_month(current[0], key) if current else {}
+        days = _days_of(current, f"s3://{bucket}/{key}")
         if all(days.get(day) == raw for day, raw in new.items()):
             return 0
         body = month_body({**days, **new})
@@ -178,7 +203,7 @@ def _merge_into(client, bucket: str, key: str, new: dict[str, RawObject], curren
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
             if error not in CONFLICTS and status not in CONFLICTS:
                 raise
-            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # another run wrote this month: read it again
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # another run changed this month: read it again
             current = fetch(client, bucket, key)
             continue
         keep(body)

@@ -28,7 +28,8 @@ def ensure_buckets(client, buckets: list[str]) -> None:
 
 @dataclass
 class MotoServer:
-    """moto's S3 server started as a child process, logging to ``log_file``."""
+    """moto's S3 server started as a child process, logging to ``log_file`` (``moto_main``: moto's server with
+    atomic conditional writes)."""
 
     log_file: Path
     port: int = 0
@@ -44,7 +45,7 @@ class MotoServer:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_file, "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                    [sys.executable, "-m", "dvd_platform.dev.stack.moto_main", "-H", "127.0.0.1", "-p", str(self.port)],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True,  # our own stop, not the terminal's Ctrl-C, ends it
                 )
