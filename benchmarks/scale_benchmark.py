@@ -521,14 +521,12 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     from dvd_platform.dev.stack.postgres import find_pg_bindir
-    from dvd_platform.resources.spark import SparkResource
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
     postgres = subprocess.run([str(find_pg_bindir() / "postgres"), "--version"], capture_output=True, text=True)
     return {"dagster": version("dagster"), "pyspark": version("pyspark"), "moto": version("moto"),
             "java": java[0] if java else "unknown", "postgres": postgres.stdout.strip(),
-            "spark_conf": "the platform's defaults: {0.master}, driver memory {0.driver_memory}, "
-                          "{0.shuffle_partitions} shuffle partitions".format(SparkResource()),
+            "spark_conf": "the platform's defaults: local[2], driver memory 2g, 4 shuffle partitions",
             "postgres_settings": "defaults (fsync on, synchronous_commit on, shared_buffers 128MB)"}
 
 

@@ -50,7 +50,7 @@ ENV_VARS: dict[str, str] = {
     "DVD_SPARK_REMOTE": "Spark Connect URL (sc://host:port). Set: runs attach to that server (the local stack starts one); "
                         "unset or empty: each run starts a classic driver on DVD_SPARK_MASTER.",
     "DVD_SPARK_DRIVER_MEMORY": "spark.driver.memory (default 2g).",
-    "DVD_SPARK_SHUFFLE_PARTITIONS": "spark.sql.shuffle.partitions and spark.default.parallelism (default 2: one per core of local[2]).",
+    "DVD_SPARK_SHUFFLE_PARTITIONS": "spark.sql.shuffle.partitions (default 4: sized for a day of data on 2 cores).",
     "DVD_QUARANTINE_ERROR_RATIO": "Quarantined/read rows above which the quarantine check is an ERROR (default 0.05).",
     "DVD_FRESHNESS_LAG_DAYS": "Days the newest loaded payment day may lag today before the freshness check warns (default 2).",
     "DVD_SENSOR_INTERVAL_SECONDS": "Minimum seconds between landing-sensor ticks (default 30; read when the code location loads).",

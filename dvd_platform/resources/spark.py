@@ -68,9 +68,7 @@ class SparkResource(ConfigurableResource):
 
     master: str = "local[2]"
     driver_memory: str = "2g"
-    #: One per core of the default local[2]: pagila's range ran about 4 s faster than with 4 (BENCHMARKS.md
-    #: section 19); a cluster sets it to its size.
-    shuffle_partitions: int = 2
+    shuffle_partitions: int = 4
     remote: str = ""
     extra_conf: dict[str, str] = {}
 

@@ -91,7 +91,7 @@ class Stack:
             return settings.parse_env_file(self.env_file)
         self.down()  # clear a stale state left by a killed session
         state: dict = {}
-        defaults, spark = CheckThresholds(), SparkResource()
+        defaults = CheckThresholds()
         values: dict[str, str] = {
             "DVD_LANDING_BUCKET": environ.get("DVD_LANDING_BUCKET", settings.DEFAULT_LANDING_BUCKET),
             "DVD_LAKE_BUCKET": environ.get("DVD_LAKE_BUCKET", settings.DEFAULT_LAKE_BUCKET),
@@ -101,9 +101,9 @@ class Stack:
             # Dagster then stores a run's planned events and a range step's materializations in batches
             # (dvd_platform/event_log_storage.py): a whole-pagila run plans 7,889 before its first step.
             "DAGSTER_EVENT_BATCH_SIZE": environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE),
-            "DVD_SPARK_MASTER": environ.get("DVD_SPARK_MASTER", spark.master),
-            "DVD_SPARK_DRIVER_MEMORY": environ.get("DVD_SPARK_DRIVER_MEMORY", spark.driver_memory),
-            "DVD_SPARK_SHUFFLE_PARTITIONS": environ.get("DVD_SPARK_SHUFFLE_PARTITIONS", str(spark.shuffle_partitions)),
+            "DVD_SPARK_MASTER": environ.get("DVD_SPARK_MASTER", "local[2]"),
+            "DVD_SPARK_DRIVER_MEMORY": environ.get("DVD_SPARK_DRIVER_MEMORY", "2g"),
+            "DVD_SPARK_SHUFFLE_PARTITIONS": environ.get("DVD_SPARK_SHUFFLE_PARTITIONS", "4"),
             # The code location reads the check thresholds with EnvVar, which has no default: write them.
             "DVD_QUARANTINE_ERROR_RATIO": environ.get("DVD_QUARANTINE_ERROR_RATIO", defaults.quarantine_error_ratio),
             "DVD_FRESHNESS_LAG_DAYS": environ.get("DVD_FRESHNESS_LAG_DAYS", str(defaults.freshness_lag_days)),
