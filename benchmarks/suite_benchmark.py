@@ -119,8 +119,11 @@ def main() -> int:
     write_results(args.out, started_at, {"cloned_commit": cloned, "machine": machine, "exit_code": code,
                                          "wall_seconds": round(wall, 1), **figures})
     if code == 0 and args.update_group_seconds:
-        GROUP_SECONDS_FILE.write_text(json.dumps(figures["per_group_seconds"], indent=1) + "\n")
-        log(f"wrote {GROUP_SECONDS_FILE}")
+        if not figures["per_group_seconds"]:  # no "@group" in the test ids: the groups are gone, keep the file
+            log(f"no xdist group in the durations: {GROUP_SECONDS_FILE} left as it was")
+        else:
+            GROUP_SECONDS_FILE.write_text(json.dumps(figures["per_group_seconds"], indent=1) + "\n")
+            log(f"wrote {GROUP_SECONDS_FILE}")
     if code == 0 and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

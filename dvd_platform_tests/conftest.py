@@ -210,7 +210,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     groups = {item: xdist_group(item.module.__name__, item.fixturenames) for item in items}
     for item, group in groups.items():
         item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: -GROUP_SECONDS.get(groups[item], 0.0))  # stable: a group keeps its own order
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's collection is the order its scheduler hands out
+        items.sort(key=lambda item: -GROUP_SECONDS.get(groups[item], 0.0))  # stable: a group keeps its order
 
 
 #: Seconds each xdist group took in the last measured suite (``benchmarks/suite_benchmark.py
@@ -218,7 +219,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 #: first (``--no-loadscope-reorder``: xdist would order them by their number of tests): while one worker
 #: runs the session sample, the other takes the long single-test groups (the daemon, Connect against
 #: classic, ``up``), and the many short ones come last to even out the two workers' ends. A group not
-#: in the file (a new module) counts as short. Ordering only: a stale figure costs time, not a result.
+#: in the file (a new module) counts as short. Ordering only: a stale figure costs time, not a result. A run
+#: without workers keeps pytest's order, so a module split between two groups sets its fixtures up once.
 GROUP_SECONDS: dict[str, float] = json.loads(Path(__file__).with_name("group_seconds.json").read_text())
 
 
