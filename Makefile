@@ -19,9 +19,9 @@ up: install
 	$(BIN)/dvd-platform up
 
 # Two workers (pytest-xdist): the tests of the session sample on one, the others by module on whichever is free
-# (dvd_platform_tests/conftest.py, xdist_group), the groups handed out longest first (GROUP_SECONDS there).
+# (dvd_platform_tests/conftest.py, xdist_group); much of the suite waits on servers and daemons.
 test: install
-	$(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 clean:
 	-$(BIN)/dvd-platform stack down

@@ -11,9 +11,7 @@ the run), with pytest's ``--durations=0`` and without this shell's ``DVD_*``, ``
 * passed / failed / skipped counts (``0 skipped`` is part of the target) and which sample
   the suite used (pytest's header line);
 * the summed durations of every test phase, per test file, per xdist group (the session
-  sample's, ``@session-sample``, on one worker) and the slowest phases. ``--update-group-seconds``
-  writes the groups' seconds to ``dvd_platform_tests/group_seconds.json``, the order in which
-  ``make test`` hands the groups to its workers (longest first). Compared between
+  sample's, ``@session-sample``, on one worker) and the slowest phases. Compared between
   runs with different worker counts, the summed time shows whether the tests wait (it stays
   the same) or compete for the CPU (it grows with the workers);
 * the machine and its load average before and after.
@@ -21,7 +19,6 @@ the run), with pytest's ``--durations=0`` and without this shell's ``DVD_*``, ``
 Usage, from the project root (no other work on the machine while it runs, ~20 minutes):
 
     .venv/bin/python benchmarks/suite_benchmark.py [--out benchmarks/results/suite.json] [--keep]
-        [--update-group-seconds]
 
 Only committed files are measured: the clone is of ``HEAD``. ``--keep`` keeps the clone and
 its full log (else removed when the suite passed).
@@ -30,7 +27,6 @@ its full log (else removed when the suite passed).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -48,7 +44,6 @@ PROJECT = Path(__file__).resolve().parents[1]
 DURATION = re.compile(r"^(?P<seconds>[0-9.]+)s (?P<phase>call|setup|teardown)\s+(?P<test>\S+)$")
 SUMMARY = re.compile(r"^=+ (?P<counts>.*\d+ (?:passed|failed).*) in (?P<seconds>[0-9.]+)s")
 SAMPLE_GROUP = "@session-sample"
-GROUP_SECONDS_FILE = PROJECT / "dvd_platform_tests" / "group_seconds.json"
 SAMPLE_HEADER = re.compile(r"^dvd_platform sample: (?P<kind>\w+)", re.MULTILINE)
 
 
@@ -104,9 +99,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", type=Path, default=results_file("suite"))
     parser.add_argument("--keep", action="store_true", help="keep the clone and its log")
-    parser.add_argument("--update-group-seconds", action="store_true",
-                        help=f"write the groups' seconds to {GROUP_SECONDS_FILE.relative_to(PROJECT)} (the order "
-                             "make test hands them out in), when the suite passed")
     args = parser.parse_args()
     started_at = datetime.now(timezone.utc)
     machine = host_info()
@@ -118,12 +110,6 @@ def main() -> int:
     log(f"exit {code} in {wall:.0f} s: {figures['counts']}, pytest {figures['pytest_seconds']} s")
     write_results(args.out, started_at, {"cloned_commit": cloned, "machine": machine, "exit_code": code,
                                          "wall_seconds": round(wall, 1), **figures})
-    if code == 0 and args.update_group_seconds:
-        if not figures["per_group_seconds"]:  # no "@group" in the test ids: the groups are gone, keep the file
-            log(f"no xdist group in the durations: {GROUP_SECONDS_FILE} left as it was")
-        else:
-            GROUP_SECONDS_FILE.write_text(json.dumps(figures["per_group_seconds"], indent=1) + "\n")
-            log(f"wrote {GROUP_SECONDS_FILE}")
     if code == 0 and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

@@ -6,7 +6,6 @@ test run leaves no process behind (test_stack checks it for a second stack).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -200,28 +199,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Fail early on a bad DVD_TEST_SAMPLE (e.g. pagila forced where it is not on disk); give each test
-    its ``xdist_group`` (see :func:`xdist_group`) and order the groups by :data:`GROUP_SECONDS`."""
+    its ``xdist_group`` (see :func:`xdist_group`)."""
     from dvd_platform_tests.sample import sample_kind
 
     try:
         sample_kind()
     except (ValueError, FileNotFoundError) as exc:
         raise pytest.UsageError(str(exc)) from exc
-    groups = {item: xdist_group(item.module.__name__, item.fixturenames) for item in items}
-    for item, group in groups.items():
-        item.add_marker(pytest.mark.xdist_group(group))
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's collection is the order its scheduler hands out
-        items.sort(key=lambda item: -GROUP_SECONDS.get(groups[item], 0.0))  # stable: a group keeps its order
-
-
-#: Seconds each xdist group took in the last measured suite (``benchmarks/suite_benchmark.py
-#: --update-group-seconds`` writes the file). ``make test`` hands the groups out in this order, heaviest
-#: first (``--no-loadscope-reorder``: xdist would order them by their number of tests): while one worker
-#: runs the session sample, the other takes the long single-test groups (the daemon, Connect against
-#: classic, ``up``), and the many short ones come last to even out the two workers' ends. A group not
-#: in the file (a new module) counts as short. Ordering only: a stale figure costs time, not a result. A run
-#: without workers keeps pytest's order, so a module split between two groups sets its fixtures up once.
-GROUP_SECONDS: dict[str, float] = json.loads(Path(__file__).with_name("group_seconds.json").read_text())
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item.module.__name__, item.fixturenames)))
 
 
 #: The fixture every use of the session sample goes through (``truth``, ``sample_landing``, ``sample_loaded``).

@@ -142,21 +142,3 @@ def test_the_tests_of_the_session_sample_share_one_worker_and_the_others_go_by_m
     ran = {name: worker for kind, name, worker in notes if kind == "ran"}
     assert {ran[t] for t in ("test_test_a_0", "test_test_a_1", "test_test_b_2")} == {built_on}
     assert len({ran[f"test_test_c_{i}"] for i in range(4)}) == 1 and len(set(ran.values())) == 2, ran
-
-
-def test_make_test_hands_out_the_longest_groups_first(tmp_path):
-    """``GROUP_SECONDS`` orders the groups, not their number of tests (xdist's own order), their names or
-    pytest's: ``test_a`` (one test, recorded longest), then ``test_c``, then ``test_b`` (two tests, which
-    xdist would hand out first). On one worker the run's order is the order the groups were handed out in."""
-    (tmp_path / "conftest.py").write_text(
-        "from dvd_platform_tests import conftest\n\n"
-        "conftest.GROUP_SECONDS.update({'test_a': 100.0, 'test_b': 1.0, 'test_c': 50.0})\n")
-    for module, tests in (("test_a", 1), ("test_b", 2), ("test_c", 1)):
-        (tmp_path / f"{module}.py").write_text("".join(
-            f"def test_{n}():\n    open({str(tmp_path / 'order')!r}, 'a').write('{module} ')\n\n"
-            for n in range(tests)))
-    one_worker = tuple("1" if option == "2" else option for option in MAKE_TEST_OPTIONS)
-    assert one_worker != MAKE_TEST_OPTIONS  # the Makefile still names two workers
-    done = _pytest(tmp_path, None, *one_worker)
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert (tmp_path / "order").read_text().split() == ["test_a", "test_c", "test_b", "test_b"]
