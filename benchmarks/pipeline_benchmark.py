@@ -85,7 +85,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from common import host_info, load_average, log, open_instance, write_results
+from common import WARM_UP_DEADLINE_SECONDS, host_info, load_average, log, open_instance, write_results
 from warm_launch import BUSIEST, warm_launches
 from scale_benchmark import BenchStack, run_measured, tail, versions
 from sql_reference import (ReferenceAssumptionError, compare_warehouses, drop_database, reference_dsn,
@@ -383,10 +383,6 @@ def profile_stack(base: Path, source, days: int | None, sections: list[str], mod
         if "one_day" in sections:
             out["one_day"] = profile_run(profiled, selected[-1], selected[-1], f"{mode}-one-day")
     return out
-
-
-#: The stack's warm-up takes 17-20 s on an idle machine; a benchmark stops rather than wait on a hung one.
-WARM_UP_DEADLINE_SECONDS = 300
 
 
 def _server_state(bench: BenchStack, cold_server: bool) -> dict:

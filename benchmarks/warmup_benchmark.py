@@ -23,15 +23,13 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from common import host_info, load_average, log, results_file, write_results
+from common import WARM_UP_DEADLINE_SECONDS, host_info, load_average, log, results_file, write_results
 
 from dvd_platform.dev.stack import Stack
 from dvd_platform.resources.spark import REMOTE_ENV
 
 FIRST_DAY = date(2022, 2, 1)
 QUIET_INSTANCE = "telemetry:\n  enabled: false\n"
-#: The warm-up takes 17-20 s on an idle machine; a benchmark stops rather than wait on a hung one.
-WARM_UP_DEADLINE_SECONDS = 300
 
 
 def _cli(env: dict[str, str], *args: str) -> tuple[float, str]:

@@ -31,6 +31,8 @@ from datetime import date
 
 from botocore.exceptions import ClientError
 
+from dvd_platform.resources.s3 import listed_range
+
 #: Conditional-write refusals a writer takes before it gives up on a month (each one means another run wrote
 #: that month in between; 20 is far beyond the runs a deployment starts at once).
 MAX_ATTEMPTS = 20
@@ -96,16 +98,8 @@ def parse_month(body: bytes, key: str) -> dict[str, RawObject]:
 def listed_months(client, bucket: str, table: str, first: date, last: date) -> dict[str, str]:
     """``key -> ETag`` of the month objects of ``table`` covering ``first..last``, in one listing."""
     prefix = f"raw/{table}/_refs/month="
-    end = month_key(table, last)
-    found: dict[str, str] = {}
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, StartAfter=f"{prefix}{first.isoformat()[:7]}")
-    for page in pages:
-        for item in page.get("Contents", []):
-            if item["Key"] > end:
-                return found
-            found[item["Key"]] = item["ETag"]
-    return found
+    listed = listed_range(client, bucket, prefix, f"{prefix}{first.isoformat()[:7]}", month_key(table, last))
+    return {key: etag for key, (etag, _) in listed.items()}
 
 
 def fetch(client, bucket: str, key: str) -> tuple[bytes, str] | None:

@@ -37,7 +37,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from dvd_platform.io_managers.raw_refs import RawBatch, RawObject, month_key, record, recorded, s3_etag
 from dvd_platform.partitions import window_days
-from dvd_platform.resources.s3 import S3Buckets
+from dvd_platform.resources.s3 import S3Buckets, listed_range
 from dvd_platform.transforms.staging import SourceFile
 
 
@@ -57,19 +57,10 @@ def listed_days(client, bucket: str, prefix: str, first: date, last: date) -> di
     """``key -> (ETag, size)`` of the objects under ``<prefix>/dt=D/`` for the days ``first..last``
     (``raw/<table>`` in the lake: its frozen objects; ``landing/<table>``: the drops).
 
-    One paginated LIST from the first day's keys on (keys sort by day), instead of a
-    request per object: what a run may skip is decided from it.
+    One paginated LIST from the first day's keys on (``listed_range``): what a run may skip is decided from it.
     """
-    found: dict[str, tuple[str, int]] = {}
-    end = f"{prefix}/dt={last.isoformat()}/\uffff"
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=f"{prefix}/dt=", StartAfter=f"{prefix}/dt={first.isoformat()}")
-    for page in pages:
-        for item in page.get("Contents", []):
-            if item["Key"] > end:
-                return found
-            found[item["Key"]] = (item["ETag"], item["Size"])
-    return found
+    return listed_range(client, bucket, f"{prefix}/dt=", f"{prefix}/dt={first.isoformat()}",
+                        f"{prefix}/dt={last.isoformat()}/\uffff")
 
 
 class UnsafeRawKeyError(ValueError):

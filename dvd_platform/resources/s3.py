@@ -37,6 +37,19 @@ def s3_client(endpoint_url: str | None, access_key: str | None = None, secret_ke
     )
 
 
+def listed_range(client, bucket: str, prefix: str, start_after: str, end: str) -> dict[str, tuple[str, int]]:
+    """``key -> (ETag, size)`` of the objects under ``prefix`` whose keys sort after ``start_after`` and up
+    to ``end``: one paginated LIST that stops at the first key past ``end`` (the raw zone's day and month
+    keys sort by date, so a window costs a listing, not a request per object)."""
+    found: dict[str, tuple[str, int]] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
+        for item in page.get("Contents", []):
+            if item["Key"] > end:
+                return found
+            found[item["Key"]] = (item["ETag"], item["Size"])
+    return found
+
+
 #: The environment a client's defaults come from (credentials, profile and its files, role, region, endpoint,
 #: CA bundle): part of its cache key.
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
