@@ -1,7 +1,7 @@
 """The first run on a fresh Spark Connect server, with and without the stack's warm-up.
 
 Why: under ``make up`` the first run the landing sensor launches lands on a server that has
-just started (``test_daemon``: 112 s for the first of three equal days, 47-52 s for the
+just started (the daemon test, now in ``test_up``: 112 s for the first of three equal days, 47-52 s for the
 others). The stack now warms the server up in the background (``dev/stack/spark_warmup.py``).
 This measures what that buys, both ways in the same invocation: for each mode a new stack
 (PostgreSQL, moto, a Connect server), a few generated days seeded, then one

@@ -1,5 +1,7 @@
-"""Spark Connect: the stack's long-lived server serves runs, a run through it loads what a classic run loads,
-and ``stack down`` leaves no JVM or Python worker behind."""
+"""Spark Connect: a long-lived process survives the server closing its session, an unreachable server fails at once,
+and each kind of JVM gets its JIT. That a run through Connect loads what a classic run loads is
+``test_spark_cluster``'s (a classic driver on a standalone cluster); that `up`'s server runs this project's
+Python in its workers, warms up, and stops with its workers is ``test_up``'s."""
 
 from __future__ import annotations
 
@@ -12,31 +14,9 @@ import sys
 import pytest
 from dagster import build_init_resource_context
 
-from dvd_platform import settings
 from dvd_platform.resources.spark import REMOTE_ENV, SHORT_LIVED_JIT, SparkConnectUnreachable, SparkResource
-from dvd_platform.dev.stack import Stack
-from dvd_platform.dev.stack.procs import descendants, free_port, pid_alive, port_open
-from dvd_platform_tests.test_stack import _live_processes_mentioning
-from dvd_platform_tests.two_runs import CONNECT_MARKERS, in_process_and_subprocess
-
-#: Attach, then report from a Python worker of the server which interpreter it runs and where it imports
-#: the COPY path from (the executor side of the warehouse load, ``mapInArrow``).
-PROBE = """
-import json, sys
-from pyspark.sql import SparkSession
-
-def where(batches):
-    import sys
-    import pyarrow as pa
-    import dvd_platform.warehouse.copy_in as copy_in
-    for _ in batches:
-        yield pa.RecordBatch.from_pydict({"python": [sys.executable], "module": [copy_in.__file__]})
-
-spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
-row = spark.range(1).mapInArrow(where, "python string, module string").collect()[0]
-print(json.dumps([row["python"], row["module"]]))
-"""
-
+from dvd_platform.dev.stack.procs import free_port
+from dvd_platform_tests.two_runs import CONNECT_MARKERS
 
 #: Attach as a run does, have the server close the session (released through a second client, as its idle
 #: timeout would), check the old handle is dead, then attach as the next run would: ids and a count.
@@ -65,55 +45,8 @@ print(json.dumps([old, renewed.session_id, renewed.range(3).count()]))
 """
 
 
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
-
 def _client_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
-
-
-def test_stack_with_spark_connect_warms_up_serves_runs_and_down_leaves_no_process(settings_env, state_dir):
-    """Postgres and S3 come from the session (reachable: not started again); only the Connect server starts,
-    and the stack warms it up in the background with a client that ends by itself."""
-    env = {**_client_env(), **settings_env}
-    env.pop(REMOTE_ENV, None)
-    stack = Stack(state_dir / "connect", spark_connect=True)
-    values = stack.up(environ=env)
-    processes: list[int] = []
-    try:
-        url = values[REMOTE_ENV]
-        assert url.startswith("sc://127.0.0.1:") and port_open(_port(url))
-        assert settings.parse_env_file(stack.env_file)[REMOTE_ENV] == url
-        (server,) = stack.pids()
-        probe = subprocess.run([sys.executable, "-c", PROBE, url], env=_client_env(), capture_output=True, text=True,
-                               timeout=600)
-        assert probe.returncode == 0, probe.stderr[-3000:]
-        python, module = json.loads(probe.stdout.strip().splitlines()[-1])
-        import dvd_platform.warehouse.copy_in as copy_in
-
-        assert (python, module) == (sys.executable, copy_in.__file__)
-        processes = descendants(server)
-        assert len(processes) > 1, "the server's Python workers were not found: the leak check would prove nothing"
-        warm_log = stack.wait_for_warm_up(240)
-        assert re.search(r"^spark connect warm-up: [0-9.]+ s$", warm_log, re.M), warm_log[-3000:]
-    finally:
-        stack.down()
-    assert [pid for pid in processes if pid_alive(pid)] == []
-    assert not port_open(_port(url))
-    assert _live_processes_mentioning(str(state_dir / "connect")) == []
-    assert not stack.env_file.exists()
-
-
-def test_a_run_through_spark_connect_loads_what_a_classic_run_loads(settings_env, s3, run_range, tmp_path,
-                                                                     monkeypatch):
-    """The in-process run goes through the session's Connect server; the subprocess starts a classic driver."""
-    session_remote = settings_env.get(REMOTE_ENV, "")
-    assert session_remote.startswith("sc://"), "the session must run on Connect, or both runs are classic"
-    in_process, subprocess_run = in_process_and_subprocess("connect", {REMOTE_ENV: ""}, settings_env=settings_env,
-                                                           s3=s3, run_range=run_range, tmp_path=tmp_path,
-                                                           monkeypatch=monkeypatch)
-    assert subprocess_run == in_process
 
 
 def test_a_session_the_server_closed_is_replaced_at_the_next_run(settings_env):

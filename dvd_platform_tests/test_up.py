@@ -1,25 +1,64 @@
-"""The README's run command: `dvd-platform up` serves the UI with the code location's assets,
-and SIGTERM stops Dagster and the stack it started, leaving no process or port behind."""
+"""The README's run command, end to end, as a user meets it: `dvd-platform up` with generated days dripping
+into the landing bucket serves the UI with the code location's assets; without a click, the real daemon's
+landing sensor loads the days and automation fills both marts with exactly the seeded revenue; a corrected
+re-drop of day 2 changes day 2's marts and nothing else; SIGTERM stops Dagster and the stack it started
+(the Spark Connect server's Python workers included), leaving no process or port behind.
+
+One `up` for all of it: each start costs a stack, a Spark Connect server and its warm-up, and `dg dev`
+(about 40 s of the suite's two cores each; four such starts were 370-500 s of test time).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
-from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
+import boto3
+import psycopg2
+
+import dvd_platform.warehouse.copy_in as copy_in
+from dvd_platform.settings import ENV_VARS, PROJECT_ROOT, parse_env_file
 from dvd_platform.dev.stack import Stack
 from dvd_platform.dev.stack.procs import free_port, port_open
+from dvd_platform_tests.crafted import redrop_table
+from dvd_platform_tests.two_runs import CONNECT_MARKERS
 
 # Everything that would point `up` at an existing stack (or instance) is removed from its environment.
 STACK_VARS = set(ENV_VARS)
 EXPECTED_ASSETS = {"landing_drops", "raw_rental", "stg_rental", "dim_customer", "fact_payment", "mart_daily_revenue"}
+MANIFESTS = "landing/_manifests/"
+SEEDED_DAYS = 3
+
+#: Attach to the stack's Spark Connect server, then report from one of its Python workers which interpreter it
+#: runs and where it imports the COPY path from (the executor side of the warehouse load, ``mapInArrow``).
+PROBE = """
+import json, sys
+from pyspark.sql import SparkSession
+
+def where(batches):
+    import sys
+    import pyarrow as pa
+    import dvd_platform.warehouse.copy_in as copy_in
+    for _ in batches:
+        yield pa.RecordBatch.from_pydict({"python": [sys.executable], "module": [copy_in.__file__]})
+
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+row = spark.range(1).mapInArrow(where, "python string, module string").collect()[0]
+print(json.dumps([row["python"], row["module"]]))
+"""
 
 
 def _processes() -> dict[int, tuple[int, str, str]]:
@@ -75,67 +114,6 @@ def _tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
 
-def test_up_serves_the_assets_and_sigterm_stops_everything(state_dir: Path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
-    env["DVD_STATE_DIR"] = str(state_dir)
-    log = state_dir / "up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dvd_platform.cli", "up", "--no-seed", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        # 1. The UI answers, and lists the code location's assets.
-        deadline = time.monotonic() + 120
-        assets: set[str] = set()
-        while time.monotonic() < deadline and not EXPECTED_ASSETS <= assets:
-            assert proc.poll() is None, f"`up` exited early ({proc.returncode}):\n{_tail(log)}"
-            try:
-                status, _ = _http(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                if status == 200:
-                    assets = _asset_names(port)
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
-                pass
-            if not EXPECTED_ASSETS <= assets:
-                time.sleep(1)
-        assert EXPECTED_ASSETS <= assets, f"assets seen: {sorted(assets)}\n{_tail(log)}"
-        assert len([a for a in assets if a.startswith("stg_")]) == 13
-        assert len([a for a in assets if a.startswith("raw_")]) == 15
-
-        # The stack `up` started lives in our state dir: its env file, DAGSTER_HOME with dagster.yaml.
-        stack = Stack(state_dir)
-        assert stack.env_file.exists() and stack.is_running()
-        server_pids = stack.pids()
-        assert len(server_pids) == 3  # postgres, moto and the Spark Connect server (`up` starts all three)
-        assert (state_dir / "dagster_home" / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
-        before = _live(_processes())
-        started = {**_descendants(proc.pid, before), **{pid: before[pid][2] for pid in server_pids if pid in before}}
-        assert any("dagster" in args for args in started.values()), started
-
-        # 2. SIGTERM to `up` alone (as a service manager would send it) stops everything.
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"`up` did not exit within 60 s of SIGTERM:\n{_tail(log)}") from None
-        assert code == 0, f"exit code {code}:\n{_tail(log)}"
-        assert "stopped: dagster, stack" in log.read_text()
-    finally:
-        if proc.poll() is None:  # only on failure: end what this test started (`up` and its descendants)
-            _kill_tree(proc, state_dir)
-
-    assert not (state_dir / "stack.env").exists()
-    assert not Stack(state_dir).is_running()
-    after = _live(_processes())
-    left = {pid: args for pid, args in started.items() if pid in after and after[pid][2] == args}
-    assert left == {}, f"still running after `up` exited: {left}"
-    mentioning = {pid: p[2] for pid, p in after.items() if str(state_dir) in p[2] and "ps -eo" not in p[2]}
-    assert mentioning == {}, mentioning
-    assert not port_open(port), f"something still listens on {port}"
-
-
 def test_definitions_validate():
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     result = subprocess.run(
@@ -146,63 +124,178 @@ def test_definitions_validate():
     assert "dvd_platform" in result.stdout + result.stderr
 
 
-def start_up(state_dir: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+def start_up(state_dir: Path, *args: str) -> tuple[subprocess.Popen, Path, int]:
     """`dvd-platform up ARGS` as a user starts it, on a free port, with the stack in ``state_dir`` and
-    the landing and automation sensors ticking every 5 s; its output goes to ``state_dir/up.log``."""
+    the landing and automation sensors ticking every 5 s; its output goes to ``state_dir/up.log``.
+    Returns the process, the log and the UI's port."""
     env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
     env.update({"DVD_STATE_DIR": str(state_dir),
                 "DVD_SENSOR_INTERVAL_SECONDS": "5", "DVD_AUTOMATION_INTERVAL_SECONDS": "5"})
-    log = state_dir / "up.log"
+    log, port = state_dir / "up.log", free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dvd_platform.cli", "up", *args, "--port", str(free_port())],
+            [sys.executable, "-m", "dvd_platform.cli", "up", *args, "--port", str(port)],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    return proc, log
+    return proc, log, port
 
 
-def stop_up(proc: subprocess.Popen, state_dir: Path) -> None:
-    """SIGTERM, as Ctrl-C in a terminal would; the whole tree is killed if `up` is not gone in 90 s."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
+def _ui_lists_the_assets(proc: subprocess.Popen, log: Path, port: int) -> None:
+    """The UI answers, and lists the code location's assets."""
+    deadline = time.monotonic() + 120
+    assets: set[str] = set()
+    while time.monotonic() < deadline and not EXPECTED_ASSETS <= assets:
+        assert proc.poll() is None, f"`up` exited early ({proc.returncode}):\n{_tail(log)}"
         try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
+            status, _ = _http(f"http://127.0.0.1:{port}/server_info", timeout=2)
+            if status == 200:
+                assets = _asset_names(port)
+        except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+            pass
+        if not EXPECTED_ASSETS <= assets:
+            time.sleep(1)
+    assert EXPECTED_ASSETS <= assets, f"assets seen: {sorted(assets)}\n{_tail(log)}"
+    assert len([a for a in assets if a.startswith("stg_")]) == 13
+    assert len([a for a in assets if a.startswith("raw_")]) == 15
+
+
+def _the_stack_in(state_dir: Path) -> Stack:
+    """The stack `up` started lives in our state dir: its env file, DAGSTER_HOME with dagster.yaml, and its
+    three servers. Its Spark Connect server runs this project's Python in its workers, and its warm-up ended."""
+    stack = Stack(state_dir)
+    assert stack.env_file.exists() and stack.is_running()
+    assert len(stack.pids()) == 3  # postgres, moto and the Spark Connect server (`up` starts all three)
+    assert (state_dir / "dagster_home" / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
+    url = parse_env_file(stack.env_file)["DVD_SPARK_REMOTE"]
+    assert url.startswith("sc://127.0.0.1:")
+    client_env = {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
+    probe = subprocess.run([sys.executable, "-c", PROBE, url], env=client_env, capture_output=True, text=True,
+                           timeout=600)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert json.loads(probe.stdout.strip().splitlines()[-1]) == [sys.executable, copy_in.__file__]
+    warm_log = stack.wait_for_warm_up(240)
+    assert re.search(r"^spark connect warm-up: [0-9.]+ s$", warm_log, re.M), warm_log[-3000:]
+    return stack
+
+
+def _seeded_payments(s3, bucket: str, days: int, seconds: float = 120) -> dict[str, dict[str, Decimal]]:
+    """day -> payment_id -> amount, read from the drops themselves (their manifests name the objects),
+    once ``days`` manifests have landed (``--drip`` uploads one day at a time)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=MANIFESTS).get("Contents", [])
+        if len(listed) >= days or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    out: dict[str, dict[str, Decimal]] = {}
+    for obj in listed:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        entry = next(o for o in manifest["objects"] if o["table"] == "payment")
+        body = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read().decode()
+        out[manifest["day"]] = {row["payment_id"]: Decimal(row["amount"]) for row in csv.DictReader(io.StringIO(body))}
+    assert len(out) == days, f"days landed: {sorted(out)}"
+    return out
+
+
+def _marts(dsn: str) -> tuple[dict, dict]:
+    """(day -> revenue of mart_daily_revenue, month -> revenue of mart_category_monthly)."""
+    conn = psycopg2.connect(dsn, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT date::text, sum(revenue) FROM dw.mart_daily_revenue GROUP BY 1")
+            daily = dict(cur.fetchall())
+            cur.execute("SELECT to_char(month, 'YYYY-MM'), round(sum(revenue), 2) FROM dw.mart_category_monthly GROUP BY 1")
+            monthly = dict(cur.fetchall())
+        return daily, monthly
+    finally:
+        conn.close()
+
+
+def _expected(payments: dict[str, dict[str, Decimal]]) -> tuple[dict, dict]:
+    daily = {day: sum(rows.values(), Decimal(0)) for day, rows in payments.items()}
+    monthly: dict[str, Decimal] = defaultdict(Decimal)
+    for day, revenue in daily.items():
+        monthly[day[:7]] += revenue
+    return daily, dict(monthly)
+
+
+def _wait_for(expected: tuple[dict, dict], dsn: str, proc: subprocess.Popen, log: Path,
+              seconds: float) -> tuple[dict, dict]:
+    deadline, seen = time.monotonic() + seconds, ({}, {})
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"`up` exited early ({proc.returncode}):\n{_tail(log)}"
+        try:
+            seen = _marts(dsn)
+        except psycopg2.Error:
+            pass  # not migrated yet
+        if seen == expected:
+            return seen
+        time.sleep(5)
+    raise AssertionError(f"marts {seen} never became {expected}\n{_tail(log)}")
+
+
+def _marts_follow_the_drops_and_a_redrop(stack: Stack, proc: subprocess.Popen, log: Path) -> None:
+    """Both marts come to hold exactly the seeded revenue, with no click; a corrected re-drop of day 2 (every
+    amount one dollar more), landing while the UI runs, changes day 2's marts and nothing else."""
+    stack_env = parse_env_file(stack.env_file)
+    s3 = boto3.client("s3", endpoint_url=stack_env["DVD_S3_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id=stack_env.get("AWS_ACCESS_KEY_ID", "test"),
+                      aws_secret_access_key=stack_env.get("AWS_SECRET_ACCESS_KEY", "test"))
+    bucket, dsn = stack_env["DVD_LANDING_BUCKET"], stack_env["DVD_PG_DSN"]
+    payments = _seeded_payments(s3, bucket, SEEDED_DAYS)
+    first = _wait_for(_expected(payments), dsn, proc, log, 600)
+
+    day2 = sorted(payments)[1]
+    redrop_table(s3, bucket, date.fromisoformat(day2), "payment",
+                 lambda rows: [[*r[:4], str(Decimal(r[4]) + 1), *r[5:]] for r in rows])
+    payments[day2] = {pid: amount + 1 for pid, amount in payments[day2].items()}
+    second = _wait_for(_expected(payments), dsn, proc, log, 420)
+    changed = {day for day in first[0] if first[0][day] != second[0][day]}
+    assert changed == {day2}  # the other days' marts kept their figures
+
+
+def _sigterm_stops_up(proc: subprocess.Popen, log: Path) -> None:
+    """SIGTERM to `up` alone (as a service manager would send it) ends it cleanly."""
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"`up` did not exit within 60 s of SIGTERM:\n{_tail(log)}") from None
+    assert code == 0, f"exit code {code}:\n{_tail(log)}"
+    assert "stopped: dagster, stack" in log.read_text()
+
+
+def test_up_serves_the_ui_fills_the_marts_without_a_click_follows_a_redrop_and_sigterm_stops_everything(
+        state_dir: Path):
+    proc, log, port = start_up(state_dir, "--source", "generated", "--scale", "0.05", "--days", str(SEEDED_DAYS),
+                               "--drip", "2")
+    started: dict[int, str] = {}
+    try:
+        _ui_lists_the_assets(proc, log, port)
+        stack = _the_stack_in(state_dir)
+        _marts_follow_the_drops_and_a_redrop(stack, proc, log)
+        # What `up` started, now that runs have used the Connect server's Python workers: all must end.
+        before = _live(_processes())
+        servers = stack.pids()
+        started = {**_descendants(proc.pid, before), **{pid: before[pid][2] for pid in servers if pid in before}}
+        for server in servers:
+            started.update(_descendants(server, before))
+        assert any("dagster" in args for args in started.values()), started
+        assert any("pyspark" in args for args in started.values()), "no Python worker of the server was found"
+        _sigterm_stops_up(proc, log)
+    finally:
+        if proc.poll() is None:  # only on failure: end what this test started (`up` and its descendants)
             _kill_tree(proc, state_dir)
 
-
-def test_up_with_drip_fills_the_warehouse_without_a_click(state_dir: Path):
-    """`up --drip`: the day lands after the UI is up, the daemon's landing sensor launches its run and
-    the warehouse fills, with nobody clicking anything.
-
-    One day: each run the daemon launches is its own process with a cold JVM, and two at once on
-    CI's 2 cores took three minutes. Days landing apart, and consecutive days batched into one
-    range run, are the landing sensor's unit tests (test_automation)."""
-    import psycopg2
-
-    from dvd_platform.settings import parse_env_file
-
-    proc, log = start_up(state_dir, "--source", "generated", "--scale", "0.05", "--days", "1", "--drip", "5")
-    loaded: list = []
-    try:
-        deadline = time.monotonic() + 420
-        while time.monotonic() < deadline and not loaded:
-            assert proc.poll() is None, f"`up` exited early ({proc.returncode}):\n{_tail(log)}"
-            time.sleep(5)
-            env_file = state_dir / "stack.env"
-            if not env_file.exists():
-                continue
-            try:
-                conn = psycopg2.connect(parse_env_file(env_file)["DVD_PG_DSN"], connect_timeout=5)
-                with conn, conn.cursor() as cur:
-                    cur.execute("SELECT DISTINCT partition_start FROM dw_audit.load_log "
-                                "WHERE asset = 'fact_payment' AND status = 'success' ORDER BY 1")
-                    loaded = [row[0] for row in cur.fetchall()]
-                conn.close()
-            except psycopg2.Error:
-                pass  # migrations not applied yet
-        assert len(loaded) == 1, f"days loaded: {loaded}\n{_tail(log)}"
-    finally:
-        stop_up(proc, state_dir)
-    assert not Stack(state_dir).is_running()
+    left_running = Stack(state_dir).is_running()
+    if left_running:  # a failure below: stop it, so that it does not outlive the test
+        Stack(state_dir).down()
+    assert not left_running, "`up` exited and left its stack running"
+    assert not (state_dir / "stack.env").exists()
+    after = _live(_processes())
+    left = {pid: args for pid, args in started.items() if pid in after and after[pid][2] == args}
+    assert left == {}, f"still running after `up` exited: {left}"
+    mentioning = {pid: p[2] for pid, p in after.items() if str(state_dir) in p[2] and "ps -eo" not in p[2]}
+    assert mentioning == {}, mentioning
+    assert not port_open(port), f"something still listens on {port}"

@@ -3,8 +3,8 @@
 Each run gets its own scratch warehouse, lake bucket and lake root; both read the
 same landing drops. The in-process run uses the session's Spark (whatever the
 session's stack chose); the subprocess is ``dvd-platform materialize`` with the
-given environment. Used to prove that where Spark runs (a standalone cluster, a
-Spark Connect server, a classic local driver) does not change the warehouse.
+given environment. Used to prove that where Spark runs (a Spark Connect server, a classic driver on a
+standalone cluster) does not change the warehouse.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Warm a fresh Spark Connect server up with the kinds of work a pipeline run does.
 
 Why: the first run on a new server paid about twice a later run's time (112 s against 47-52 s
-for days of the same size in ``test_daemon``): class loading, JIT and the first Python worker
+for days of the same size in the daemon test, now in ``test_up``): class loading, JIT and the first Python worker
 start. The stack runs this in the background right after the server starts, while seeding and
 ``dg dev`` start, so the first run a user or the landing sensor launches finds a warm server.
 
