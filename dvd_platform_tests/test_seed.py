@@ -120,3 +120,29 @@ def test_a_folder_lacking_an_optional_column_is_laid_out_by_name(tmp_path, sampl
     (tmp_path / "rental.csv").write_text(",".join(columns) + "\n" + ",".join(full[c] for c in columns) + ",x\n")
     with pytest.raises(SeedError, match=r"rental\.csv:2: 7 fields, the header has 6"):
         FolderSource(tmp_path).day_range()
+
+
+def test_drip_lands_one_complete_day_at_a_time_the_given_seconds_apart(s3, tmp_path):
+    """`up --drip S` (and `seed --drip S`): each day's objects, then its manifest, then S seconds before the
+    next day, so a sensor sees the days land one by one. Each manifest is read back as its day is reported."""
+    import time
+
+    from dvd_platform.dev.seed.generator import GeneratedSource
+
+    bucket = "dvd-drip-landing"
+    s3.create_bucket(Bucket=bucket)
+    days = [date(2031, 1, 1) + timedelta(n) for n in range(3)]
+    reported: list[tuple[float, list[str]]] = []
+
+    def log(line: str) -> None:  # called once a day's upload (manifest last) is done
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="landing/_manifests/").get("Contents", [])
+        reported.append((time.monotonic(), sorted(o["Key"] for o in listed)))
+
+    seed(GeneratedSource(scale=0.05, seed=3, start=days[0], days=3), s3, bucket, days, drip=0.6, log=log)
+    assert [keys for _, keys in reported] == [sorted(manifest_key(d) for d in days[:n + 1]) for n in range(3)]
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(reported, reported[1:])]
+    assert all(gap >= 0.6 for gap in gaps), gaps
+    for day in days:
+        manifest = _manifest(s3, bucket, day)
+        for entry in manifest["objects"]:  # every object its manifest names is there, whole
+            assert s3.head_object(Bucket=bucket, Key=entry["key"])["ContentLength"] == entry["bytes"]
