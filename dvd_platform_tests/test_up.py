@@ -5,8 +5,9 @@ fills both marts with exactly the seeded revenue; a corrected re-drop of day 2 c
 nothing else; SIGTERM stops Dagster and the stack it started (the server's Python workers included),
 leaving no process or port behind.
 
-One `up` for all of it: each start costs a stack, a Spark Connect server and its warm-up, and `dg dev`
-(about 40 s of the suite's two cores each; four such starts were 370-500 s of test time).
+One `up` for all of it: each start costs a stack, a Spark Connect server and its warm-up, and `dg dev`.
+The four tests this one replaced started four stacks and took 348-450 s of the suite's test time
+(BENCHMARKS.md sections 19 and 20); this one took 205-215 s there.
 """
 
 from __future__ import annotations
