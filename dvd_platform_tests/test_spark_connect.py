@@ -6,7 +6,6 @@ Python in its workers, warms up, and stops with its workers is ``test_up``'s."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from dagster import build_init_resource_context
 
 from dvd_platform.resources.spark import REMOTE_ENV, SHORT_LIVED_JIT, SparkConnectUnreachable, SparkResource
 from dvd_platform.dev.stack.procs import free_port
-from dvd_platform_tests.two_runs import CONNECT_MARKERS
+from dvd_platform_tests.two_runs import client_env
 
 #: Attach as a run does, have the server close the session (released through a second client, as its idle
 #: timeout would), check the old handle is dead, then attach as the next run would: ids and a count.
@@ -45,15 +44,11 @@ print(json.dumps([old, renewed.session_id, renewed.range(3).count()]))
 """
 
 
-def _client_env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
-
-
 def test_a_session_the_server_closed_is_replaced_at_the_next_run(settings_env):
     """A long-lived process (a test worker, a notebook) keeps pyspark's one default session; once the server
     has closed it (idle for 10 minutes), the next run attaches with a new one instead of failing every step
     with INVALID_HANDLE.SESSION_CLOSED. In a child process: this one's session is the suite's."""
-    result = subprocess.run([sys.executable, "-c", CLOSED_SESSION, settings_env[REMOTE_ENV]], env=_client_env(),
+    result = subprocess.run([sys.executable, "-c", CLOSED_SESSION, settings_env[REMOTE_ENV]], env=client_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     old, new, count = json.loads(result.stdout.strip().splitlines()[-1])

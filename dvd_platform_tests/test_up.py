@@ -28,15 +28,15 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import boto3
 import psycopg2
 
 import dvd_platform.warehouse.copy_in as copy_in
 from dvd_platform.settings import ENV_VARS, PROJECT_ROOT, parse_env_file
 from dvd_platform.dev.stack import Stack
 from dvd_platform.dev.stack.procs import free_port, port_open
+from dvd_platform.resources.s3 import s3_client
 from dvd_platform_tests.crafted import redrop_table
-from dvd_platform_tests.two_runs import CONNECT_MARKERS
+from dvd_platform_tests.two_runs import client_env
 
 # Everything that would point `up` at an existing stack (or instance) is removed from its environment.
 STACK_VARS = set(ENV_VARS)
@@ -177,8 +177,7 @@ def _its_connect_server_runs_our_python_and_warmed_up(stack: Stack) -> None:
     stack's background warm-up client ended and logged its time."""
     url = parse_env_file(stack.env_file)["DVD_SPARK_REMOTE"]
     assert url.startswith("sc://127.0.0.1:")
-    client_env = {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
-    probe = subprocess.run([sys.executable, "-c", PROBE, url], env=client_env, capture_output=True, text=True,
+    probe = subprocess.run([sys.executable, "-c", PROBE, url], env=client_env(), capture_output=True, text=True,
                            timeout=600)
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert json.loads(probe.stdout.strip().splitlines()[-1]) == [sys.executable, copy_in.__file__]
@@ -239,9 +238,8 @@ def _marts_follow_the_drops_and_a_redrop(stack: Stack, proc: subprocess.Popen, l
     """Both marts come to hold exactly the seeded revenue, with no click; a corrected re-drop of day 2 (every
     amount one dollar more), landing while the UI runs, changes day 2's marts and nothing else."""
     stack_env = parse_env_file(stack.env_file)
-    s3 = boto3.client("s3", endpoint_url=stack_env["DVD_S3_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id=stack_env.get("AWS_ACCESS_KEY_ID", "test"),
-                      aws_secret_access_key=stack_env.get("AWS_SECRET_ACCESS_KEY", "test"))
+    s3 = s3_client(stack_env["DVD_S3_ENDPOINT_URL"], stack_env.get("AWS_ACCESS_KEY_ID", "test"),
+                   stack_env.get("AWS_SECRET_ACCESS_KEY", "test"))
     bucket, dsn = stack_env["DVD_LANDING_BUCKET"], stack_env["DVD_PG_DSN"]
     payments = _seeded_payments(s3, bucket, SEEDED_DAYS)
     first = _wait_for(_expected(payments), dsn, proc, log, 600)

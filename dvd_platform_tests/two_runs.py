@@ -27,6 +27,11 @@ TABLES = ("dim_date", "dim_customer", "dim_film", "dim_store", "dim_staff", "bri
 CONNECT_MARKERS = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
 
 
+def client_env() -> dict[str, str]:
+    """This process's environment without ``CONNECT_MARKERS``: for a child that chooses its own Spark."""
+    return {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
+
+
 def fingerprints(dsn: str) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent checksum of every warehouse table."""
     conn = psycopg2.connect(dsn)
@@ -64,7 +69,7 @@ def in_process_and_subprocess(name: str, subprocess_env: dict[str, str], *, sett
         assert local.ok, local.lines()
 
         _, other_lake = _buckets(s3, name, "other")
-        env = {key: value for key, value in os.environ.items() if key not in CONNECT_MARKERS}
+        env = client_env()
         env.update({"DVD_PG_DSN": other_db["loader"], "DVD_LAKE_BUCKET": other_lake,
                     "DVD_LAKE_ROOT": str(tmp_path / "other-lake"), "DVD_STAGING_DIR": str(tmp_path / "other-staging"),
                     "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1", **subprocess_env})
