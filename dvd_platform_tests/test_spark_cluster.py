@@ -1,14 +1,17 @@
-"""A classic driver on a real Spark standalone cluster gives the same warehouse as a run through Spark Connect.
+"""A classic driver on a real Spark standalone cluster, with code generation, gives the same warehouse as an
+interpreted run through Spark Connect.
 
 A master and a worker are started on 127.0.0.1 with pyspark's own launcher
 (``bin/spark-class``); ``dvd-platform materialize`` then runs in a subprocess
-with ``DVD_SPARK_MASTER=spark://...`` and no Spark Connect URL, so it starts a classic driver, and the driver,
+with ``DVD_SPARK_MASTER=spark://...``, no Spark Connect URL and ``DVD_SPARK_CODEGEN=1``, so it starts a classic
+driver that compiles its queries as Spark does by default, and the driver,
 the executor JVM and its Python workers are separate processes, as on a cluster; the executors COPY
 into PostgreSQL themselves. The same generated days are also run in process through the session's Spark
-Connect server; both go to their own scratch warehouse and lake, and every warehouse table must be identical.
+Connect server, interpreted (the platform's default); both go to their own scratch warehouse and lake, and every
+warehouse table must be identical.
 
-So one comparison covers both ways the same code runs elsewhere: a cluster, and classic mode against
-Connect. A second one, Connect against a classic ``local[2]`` driver, cost the suite 150-190 s; it differed
+So one comparison covers the ways the same code runs elsewhere: a cluster, classic mode against Connect, and
+generated code against interpreted queries. A second one, Connect against a classic ``local[2]`` driver, cost the suite 150-190 s; it differed
 from this one in the master (executors inside the driver's JVM) and the loopback driver address
 ``server_config`` sets for a local master, and no longer runs in the suite (``pipeline_benchmark.py
 --spark classic`` still runs that mode over pagila).
@@ -28,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from dvd_platform.dev.stack.procs import free_port
+from dvd_platform.resources.spark import CODEGEN_ENV, SparkResource
 from dvd_platform_tests.two_runs import in_process_and_subprocess
 
 
@@ -87,11 +91,14 @@ def spark_cluster(tmp_path_factory) -> Iterator[str]:
                 proc.wait()
 
 
-def test_a_classic_run_on_a_standalone_cluster_loads_what_a_spark_connect_run_loads(
+def test_a_compiled_classic_run_on_a_standalone_cluster_loads_what_an_interpreted_spark_connect_run_loads(
         spark_cluster, settings_env, s3, run_range, tmp_path, monkeypatch):
     assert settings_env.get("DVD_SPARK_REMOTE", "").startswith("sc://"), \
         "the session must run on Spark Connect, or both runs are classic"
-    connect, cluster = in_process_and_subprocess("cluster", {"DVD_SPARK_MASTER": spark_cluster, "DVD_SPARK_REMOTE": ""},
+    monkeypatch.delenv(CODEGEN_ENV, raising=False)
+    assert not SparkResource().codegen_on, "the in-process run must be interpreted, or both runs compile"
+    cluster_env = {"DVD_SPARK_MASTER": spark_cluster, "DVD_SPARK_REMOTE": "", CODEGEN_ENV: "1"}
+    connect, cluster = in_process_and_subprocess("cluster", cluster_env,
                                                settings_env=settings_env, s3=s3, run_range=run_range,
                                                tmp_path=tmp_path, monkeypatch=monkeypatch)
     assert cluster == connect

@@ -1,5 +1,5 @@
 """Spark Connect: a long-lived process survives the server closing its session, an unreachable server fails at once,
-and each kind of JVM gets its JIT. That a run through Connect loads what a classic run loads is
+each kind of JVM gets its JIT, and queries run interpreted unless told otherwise. That a run through Connect loads what a classic run loads is
 ``test_spark_cluster``'s (a classic driver on a standalone cluster); that `up`'s server runs this project's
 Python in its workers, warms up, and stops with its workers is ``test_up``'s."""
 
@@ -13,7 +13,15 @@ import sys
 import pytest
 from dagster import build_init_resource_context
 
-from dvd_platform.resources.spark import REMOTE_ENV, SHORT_LIVED_JIT, SparkConnectUnreachable, SparkResource
+from dvd_platform.resources.spark import (
+    CODEGEN_ENV,
+    COMPILED,
+    INTERPRETED,
+    REMOTE_ENV,
+    SHORT_LIVED_JIT,
+    SparkConnectUnreachable,
+    SparkResource,
+)
 from dvd_platform.dev.stack.procs import free_port
 from dvd_platform_tests.two_runs import client_env
 
@@ -74,3 +82,19 @@ def test_a_classic_driver_compiles_with_c1_only_and_the_connect_server_keeps_c2(
     assert SHORT_LIVED_JIT in classic and "-Dlog4j2.level=WARN" in classic
     assert "TieredStopAtLevel" not in SparkResource().server_config()["spark.driver.extraJavaOptions"]
     assert not [k for k in SparkResource(remote="sc://127.0.0.1:15002").spark_config() if "extraJavaOptions" in k]
+
+
+def test_queries_run_interpreted_unless_dvd_spark_codegen_turns_code_generation_on(monkeypatch, spark):
+    """Code generation is off by default (README, "Spark settings"), on with DVD_SPARK_CODEGEN=1, each mode set in
+    full (a process's Connect session outlives a run); a value that is neither fails naming the variable. The
+    session a run gets from the stack's server has the setting: a client sets it on its own session."""
+    monkeypatch.delenv(CODEGEN_ENV, raising=False)
+    assert INTERPRETED.items() <= SparkResource().session_config().items()
+    assert {spark.conf.get(key) for key in INTERPRETED} == {"false", "NO_CODEGEN"}
+    for value, mode in (("1", COMPILED), ("true", COMPILED), ("0", INTERPRETED), ("", INTERPRETED)):
+        monkeypatch.setenv(CODEGEN_ENV, value)
+        assert mode.items() <= SparkResource().session_config().items(), value
+    assert COMPILED.items() <= SparkResource(codegen="1").session_config().items()
+    monkeypatch.setenv(CODEGEN_ENV, "maybe")
+    with pytest.raises(ValueError, match=f"{CODEGEN_ENV}='maybe'"):
+        SparkResource().session_config()

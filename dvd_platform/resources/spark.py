@@ -25,6 +25,7 @@ from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr
 
 REMOTE_ENV = "DVD_SPARK_REMOTE"
+CODEGEN_ENV = "DVD_SPARK_CODEGEN"
 CONNECT_DEFAULT_PORT = 15002
 #: The JIT of a classic driver, a JVM that lives for one run: C1 only. Its work is many small plans, each
 #: compiled once; the compiler threads used about half a fresh JVM's CPU and C2's code did not pay back
@@ -32,6 +33,19 @@ CONNECT_DEFAULT_PORT = 15002
 #: A long-lived Connect server keeps C2: warm, its busiest one-day runs were up to 3.4 s faster with it.
 #: Measured at pagila's size only. ``extra_conf`` setting spark.driver.extraJavaOptions replaces these options.
 SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
+
+
+#: Unless DVD_SPARK_CODEGEN turns it on, the platform's session runs every query interpreted, with no code generated.
+#: Why: Spark turns each query stage and expression into Java source, compiles it with Janino, and the JVM's
+#: JIT compiles the generated classes again; that pays back over millions of rows, but a day's window holds a
+#: few hundred to a few thousand, and most of a run's plans run once. Whole pagila as one run on the local
+#: Connect server: 77.4 s and 96 s of the server's CPU with code generation, 69.4-71.6 s and 74-76 s without;
+#: 7 generated days at 100x pagila: 108.9 s with it, 113.7 s without (BENCHMARKS.md section 21). The second
+#: setting is Spark's internal switch (its own test suites run every expression interpreted with it). Both
+#: modes are set in full, Spark's defaults for ``COMPILED``: a process's Connect session outlives a run.
+INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+COMPILED = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 #: The error class a Spark Connect server answers with for a session it has closed.
@@ -64,12 +78,14 @@ class SparkResource(ConfigurableResource):
 
     ``remote`` is the Spark Connect URL; empty means "read ``DVD_SPARK_REMOTE`` when the
     run starts" (an optional variable: unset or empty, the run starts a classic driver).
+    ``codegen`` likewise: empty reads ``DVD_SPARK_CODEGEN`` (unset: off, see ``INTERPRETED``).
     """
 
     master: str = "local[2]"
     driver_memory: str = "2g"
     shuffle_partitions: int = 4
     remote: str = ""
+    codegen: str = ""
     extra_conf: dict[str, str] = {}
 
     _pyspark: LazyPySparkResource | None = PrivateAttr(default=None)
@@ -111,7 +127,16 @@ class SparkResource(ConfigurableResource):
             # The warehouse load streams Arrow batches of CSV lines to COPY (warehouse/copy_in.py):
             # 10x the default batch halves its time here (per-batch cost), at a few MB per batch.
             "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
+            **(COMPILED if self.codegen_on else INTERPRETED),
         }
+
+    @property
+    def codegen_on(self) -> bool:
+        """Whether Spark generates code for the platform's queries (``codegen``, else ``DVD_SPARK_CODEGEN``)."""
+        value = (self.codegen or os.environ.get(CODEGEN_ENV, "")).strip().lower()
+        if value not in _ON + _OFF:
+            raise ValueError(f"{CODEGEN_ENV}={value!r}: use 1 (Spark generates code) or 0 (interpreted, the default)")
+        return value in _ON
 
     @property
     def remote_url(self) -> str:
