@@ -63,7 +63,7 @@ Usage (from the project root)::
 
     .venv/bin/python benchmarks/pipeline_benchmark.py [--source FOLDER|generated] [--days N]
         [--scale 1] [--spark classic,connect] [--select SELECTION] [--skip reference,repeat,one_day]
-        [--out benchmarks/results/pipeline.json]
+        [--spark-codegen] [--out benchmarks/results/pipeline.json]
 
 Logging every statement and every Spark event costs a little; the figures are a
 profile, not the fastest possible run. Results go to stdout and
@@ -75,6 +75,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import os
 import re
 import shutil
 import sys
@@ -92,6 +93,7 @@ from sql_reference import (ReferenceAssumptionError, compare_warehouses, drop_da
                            run_reference)
 
 from dvd_platform.dev.seed.sources import DEFAULT_SAMPLE
+from dvd_platform.resources.spark import CODEGEN_ENV
 
 SECTIONS = ("range", "reference", "repeat", "one_day", "warm")
 RUN_SECTIONS = ("range", "repeat", "one_day")  # the profiled ``materialize`` runs
@@ -272,6 +274,11 @@ def event_log_conf(event_dir: Path) -> dict[str, str]:
             "spark.eventLog.compress": "false"}
 
 
+def codegen_env() -> dict[str, str]:
+    """``--spark-codegen`` for a run: the bench stacks' environments leave out this shell's DVD_ variables."""
+    return {CODEGEN_ENV: os.environ[CODEGEN_ENV]}
+
+
 @dataclass
 class Profiled:
     """One bench stack being profiled: where its logs are and how its runs reach Spark."""
@@ -286,11 +293,11 @@ class Profiled:
     def spark_env(self, label: str) -> tuple[dict[str, str], Path]:
         """The run's environment and where its Spark event log goes."""
         if self.mode == "connect":
-            return self.bench.env(), self.connect_events
+            return {**self.bench.env(), **codegen_env()}, self.connect_events
         event_dir = self.work / f"spark-events-{label}"
         event_dir.mkdir(parents=True)
         conf = " ".join(f"--conf {key}={value}" for key, value in event_log_conf(event_dir).items())
-        return {**self.bench.env(), "PYSPARK_SUBMIT_ARGS": f"{conf} pyspark-shell"}, event_dir
+        return {**self.bench.env(), **codegen_env(), "PYSPARK_SUBMIT_ARGS": f"{conf} pyspark-shell"}, event_dir
 
 
 def per_step(run: RunEvents, jobs: list[dict], actions: list[float], logged: list[tuple]) -> dict[str, dict]:
@@ -409,7 +416,7 @@ def warm_stack(base: Path, source, days: int | None) -> dict:
     with BenchStack(base / "stack-warm", stack_options={"spark_connect": True}) as bench:
         selected, rows = seed_bench(bench, source, days)
         last, middle = selected[-1].isoformat(), selected[len(selected) // 2].isoformat()
-        result = warm_launches(bench.env(), work, [last, middle, last, BUSIEST, BUSIEST],
+        result = warm_launches({**bench.env(), **codegen_env()}, work, [last, middle, last, BUSIEST, BUSIEST],
                                seeded=[d.isoformat() for d in selected])
     return {"days": len(selected), "first_day": selected[0].isoformat(), "last_day": selected[-1].isoformat(),
             "seeded_rows": rows, **result}
@@ -517,6 +524,9 @@ def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], l
     parser.add_argument("--cold-server", action="store_true",
                         help="connect: stop the stack's warm-up at once, so the range is the new server's first work "
                         "(default: the range starts after the warm-up, as on the server `make up` leaves)")
+    parser.add_argument("--spark-codegen", action="store_true",
+                        help="runs, and the stack's warm-up, with DVD_SPARK_CODEGEN=1: Spark generates code for each "
+                        "query (default: the platform's default, interpreted)")
     parser.add_argument("--out", type=Path, default=RESULTS_FILE, help=f"JSON results (default {RESULTS_FILE})")
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
@@ -535,6 +545,8 @@ def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], l
 
 def main(argv: list[str] | None = None) -> int:
     args, sections, modes = _arguments(argv)
+    # Read by the runs (codegen_env) and, from this process's environment, by the stacks' warm-ups.
+    os.environ[CODEGEN_ENV] = "1" if args.spark_codegen else "0"
     info = {**host_info(), **versions()}
     started = datetime.now(timezone.utc)
     base = Path(tempfile.mkdtemp(prefix="dvd-pipeline-bench-"))
@@ -566,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         report["classic_over_connect"] = ratios
         print("classic / connect wall time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     write_results(args.out, started, {"source": source.description, "sections_run": sections, "machine": info,
-                                      "cold_server": args.cold_server,
+                                      "cold_server": args.cold_server, "spark_codegen": args.spark_codegen,
                                       **report})
     differing = [mode for mode in modes if report[mode].get("reference", {}).get("same_result") is False]
     if differing:
