@@ -14,6 +14,8 @@ the run), with pytest's ``--durations=0`` and without this shell's ``DVD_*``, ``
   sample's, ``@session-sample``, on one worker) and the slowest phases. Compared between
   runs with different worker counts, the summed time shows whether the tests wait (it stays
   the same) or compete for the CPU (it grows with the workers);
+* the CPU seconds of the processes the run started, summed by kind (the Spark Connect servers' JVMs,
+  the pytest workers, PostgreSQL, ...: ``ProcessCpu``), sampled from ``/proc`` every second;
 * the machine and its load average before and after.
 
 Usage, from the project root (no other work on the machine while it runs, ~20 minutes):
@@ -33,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -79,6 +82,70 @@ def parse_log(text: str) -> dict[str, object]:
     }
 
 
+#: What kind of process a command line is, first match wins; the CPU the suite used is summed per kind.
+PROCESS_KINDS = (
+    ("Spark Connect servers (JVM)", re.compile(r"bin/java .*SparkConnectServer")),
+    ("other JVMs (standalone cluster, classic drivers)", re.compile(r"bin/java ")),
+    ("Spark Python workers", re.compile(r"pyspark\.daemon|pyspark\.worker")),
+    ("PostgreSQL", re.compile(r"^postgres|/postgres |initdb|pg_ctl|psql")),
+    ("moto (S3)", re.compile(r"moto")),
+    ("browser", re.compile(r"chrom|playwright|headless")),
+    ("pip (the install)", re.compile(r"/pip |-m pip ")),
+    ("pytest (workers: the in-process runs)", re.compile(r"bin/pytest |-m pytest |exec\(eval\(sys\.stdin")),
+    ("Dagster processes (dg dev, webserver, daemon, code servers, run workers)",
+     re.compile(r"dagster|/dg |multiprocessing\.spawn")),
+    ("dvd-platform commands (materialize, up, warm-up)", re.compile(r"dvd_platform|dvd-platform")),
+)
+
+
+class ProcessCpu:
+    """Every second, each process's CPU time and command line from /proc, kept per process; ``by_kind`` sums
+    the CPU of the processes that started after it did, by ``PROCESS_KINDS``. Why: the suite is CPU-bound
+    (BENCHMARKS.md section 17), so where its CPU goes says what to make cheaper. A process that lives under
+    a second may be missed, and one that ends loses up to its last second."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, int], list] = {}  # (pid, start tick) -> [cpu seconds, command line]
+        self.before = set(self._stats())
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _stats() -> dict[tuple[int, int], float]:
+        ticks, found = os.sysconf("SC_CLK_TCK"), {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            found[(int(pid), int(fields[19]))] = (int(fields[11]) + int(fields[12])) / ticks
+        return found
+
+    def _sample(self) -> None:
+        while not self.stop.wait(1.0):
+            for key, cpu in self._stats().items():
+                if key in self.before:
+                    continue
+                try:
+                    command = Path(f"/proc/{key[0]}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    command = ""
+                entry = self.seen.setdefault(key, [0.0, ""])
+                entry[0] = cpu
+                entry[1] = command or entry[1]  # an exec'd launcher script becomes its JVM: keep the latest
+
+    def by_kind(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        totals: dict[str, float] = defaultdict(float)
+        for cpu, command in self.seen.values():
+            kind = next((name for name, pattern in PROCESS_KINDS if pattern.search(command)), "other")
+            totals[kind] += cpu
+        return {kind: round(cpu, 1) for kind, cpu in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
 def run_suite(workdir: Path) -> tuple[str, int, float, str]:
     """Clone HEAD into ``workdir/dvd`` (no ``../shared`` next to it) and run ``.ci/run`` there; returns
     the commit cloned (the JSON's ``commit`` is the project's HEAD when the run ends), the exit code,
@@ -104,12 +171,16 @@ def main() -> int:
     machine = host_info()
     workdir = Path(tempfile.mkdtemp(prefix="dvd-suite-"))  # new, so no shared/ beside the clone
     log(f"cloning {PROJECT} (HEAD) into {workdir}/dvd and running .ci/run (about 20 minutes)")
+    cpu = ProcessCpu()
     cloned, code, wall, text = run_suite(workdir)
+    cpu_by_kind = cpu.by_kind()
     machine["load_average_at_end"] = load_average()
     figures = parse_log(text)
     log(f"exit {code} in {wall:.0f} s: {figures['counts']}, pytest {figures['pytest_seconds']} s")
     write_results(args.out, started_at, {"cloned_commit": cloned, "machine": machine, "exit_code": code,
-                                         "wall_seconds": round(wall, 1), **figures})
+                                         "wall_seconds": round(wall, 1), **figures,
+                                         "cpu_seconds_by_process_kind": cpu_by_kind,
+                                         "cpu_seconds_total": round(sum(cpu_by_kind.values()), 1)})
     if code == 0 and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
