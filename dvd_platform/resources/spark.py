@@ -37,12 +37,13 @@ SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
 
 #: Unless DVD_SPARK_CODEGEN turns it on, the platform's session runs every query interpreted, with no code generated.
 #: Why: Spark turns each query stage and expression into Java source, compiles it with Janino, and the JVM's
-#: JIT compiles the generated classes again; that pays back over millions of rows, but a day's window holds a
-#: few hundred to a few thousand, and most of a run's plans run once. Whole pagila as one run on the local
-#: Connect server: 77.4 s and 96 s of the server's CPU with code generation, 69.4-71.6 s and 74-76 s without;
-#: 7 generated days at 100x pagila: 108.9 s with it, 113.7 s without (BENCHMARKS.md section 21). The second
-#: setting is Spark's internal switch (its own test suites run every expression interpreted with it). Both
-#: modes are set in full, Spark's defaults for ``COMPILED``: a process's Connect session outlives a run.
+#: JIT compiles the generated classes again; that pays back when a stage runs over many rows, but a day's window
+#: holds a few hundred to a few thousand, and most of a run's plans run once. Whole pagila as one run on the local
+#: Connect server: 81.1-85.8 s interpreted against 86.1-89.0 s, its Spark jobs a third shorter, and the test
+#: suite's Connect servers used 17 % less CPU; 7 generated days at 100x pagila: 114.0 s against 112.5 s
+#: (BENCHMARKS.md section 21). The second setting is Spark's internal switch (its own test suites run every
+#: expression interpreted with it). Both modes are set in full, Spark's defaults for ``COMPILED``: a process's
+#: Connect session outlives a run.
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 COMPILED = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
