@@ -51,9 +51,9 @@ ENV_VARS: dict[str, str] = {
                         "unset or empty: each run starts a classic driver on DVD_SPARK_MASTER.",
     "DVD_SPARK_DRIVER_MEMORY": "spark.driver.memory (default 2g).",
     "DVD_SPARK_SHUFFLE_PARTITIONS": "spark.sql.shuffle.partitions (default 4: sized for a day of data on 2 cores).",
-    "DVD_SPARK_CODEGEN": "1: Spark generates and compiles code for each query, which pays back over millions of rows "
-                         "(a big backfill on a cluster). Unset or 0 (default): queries run interpreted, faster for "
-                         "a day's few thousand rows (README, Spark settings).",
+    "DVD_SPARK_CODEGEN": "1: Spark generates and compiles code for each query, as Spark does by default; it may pay "
+                         "back over millions of rows (a big backfill on a cluster; not measured). Unset or 0 (default): "
+                         "queries run interpreted, faster for a day's few thousand rows (README, Spark settings).",
     "DVD_QUARANTINE_ERROR_RATIO": "Quarantined/read rows above which the quarantine check is an ERROR (default 0.05).",
     "DVD_FRESHNESS_LAG_DAYS": "Days the newest loaded payment day may lag today before the freshness check warns (default 2).",
     "DVD_SENSOR_INTERVAL_SECONDS": "Minimum seconds between landing-sensor ticks (default 30; read when the code location loads).",

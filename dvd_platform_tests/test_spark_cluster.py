@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from dvd_platform.dev.stack.procs import free_port
-from dvd_platform.resources.spark import CODEGEN_ENV, SparkResource
+from dvd_platform.resources.spark import CODEGEN_ENV
 from dvd_platform_tests.two_runs import in_process_and_subprocess
 
 
@@ -95,10 +95,9 @@ def test_a_compiled_classic_run_on_a_standalone_cluster_loads_what_an_interprete
         spark_cluster, settings_env, s3, run_range, tmp_path, monkeypatch):
     assert settings_env.get("DVD_SPARK_REMOTE", "").startswith("sc://"), \
         "the session must run on Spark Connect, or both runs are classic"
-    monkeypatch.delenv(CODEGEN_ENV, raising=False)
-    assert not SparkResource().codegen_on, "the in-process run must be interpreted, or both runs compile"
     cluster_env = {"DVD_SPARK_MASTER": spark_cluster, "DVD_SPARK_REMOTE": "", CODEGEN_ENV: "1"}
     connect, cluster = in_process_and_subprocess("cluster", cluster_env,
                                                settings_env=settings_env, s3=s3, run_range=run_range,
-                                               tmp_path=tmp_path, monkeypatch=monkeypatch)
+                                               tmp_path=tmp_path, monkeypatch=monkeypatch,
+                                               subprocess_logs=f"Spark: {spark_cluster}, queries compiled")
     assert cluster == connect

@@ -23,6 +23,7 @@ from dvd_platform.resources.spark import (
     SparkResource,
 )
 from dvd_platform.dev.stack.procs import free_port
+from dvd_platform_tests.spark_session import live_spark
 from dvd_platform_tests.two_runs import client_env
 
 #: Attach as a run does, have the server close the session (released through a second client, as its idle
@@ -86,15 +87,23 @@ def test_a_classic_driver_compiles_with_c1_only_and_the_connect_server_keeps_c2(
 
 def test_queries_run_interpreted_unless_dvd_spark_codegen_turns_code_generation_on(monkeypatch, spark):
     """Code generation is off by default (README, "Spark settings"), on with DVD_SPARK_CODEGEN=1, each mode set in
-    full (a process's Connect session outlives a run); a value that is neither fails naming the variable. The
-    session a run gets from the stack's server has the setting: a client sets it on its own session."""
+    full; a value that is neither fails naming the variable. The session a run gets from the stack's server has
+    the setting (a client sets it on its own session), and follows a change at the next run: a process's
+    Connect session outlives its runs."""
     monkeypatch.delenv(CODEGEN_ENV, raising=False)
+    assert COMPILED.keys() == INTERPRETED.keys()  # in full: a switch leaves no setting of the other mode behind
     assert INTERPRETED.items() <= SparkResource().session_config().items()
-    assert {spark.conf.get(key) for key in INTERPRETED} == {"false", "NO_CODEGEN"}
+    assert {key: spark.conf.get(key) for key in INTERPRETED} == INTERPRETED
+    try:
+        monkeypatch.setenv(CODEGEN_ENV, "1")
+        assert {key: live_spark().conf.get(key) for key in COMPILED} == COMPILED
+    finally:
+        monkeypatch.delenv(CODEGEN_ENV)
+        assert {key: live_spark().conf.get(key) for key in INTERPRETED} == INTERPRETED
     for value, mode in (("1", COMPILED), ("true", COMPILED), ("0", INTERPRETED), ("", INTERPRETED)):
         monkeypatch.setenv(CODEGEN_ENV, value)
         assert mode.items() <= SparkResource().session_config().items(), value
     assert COMPILED.items() <= SparkResource(codegen="1").session_config().items()
     monkeypatch.setenv(CODEGEN_ENV, "maybe")
-    with pytest.raises(ValueError, match=f"{CODEGEN_ENV}='maybe'"):
+    with pytest.raises(ValueError, match=f"{CODEGEN_ENV} .* = 'maybe'"):
         SparkResource().session_config()

@@ -49,8 +49,9 @@ def _buckets(s3, name: str, tag: str) -> tuple[str, str]:
 
 
 def in_process_and_subprocess(name: str, subprocess_env: dict[str, str], *, settings_env, s3, run_range,
-                              tmp_path: Path, monkeypatch) -> tuple[dict, dict]:
-    """Fingerprints of every warehouse table after the in-process run and after the subprocess run."""
+                              tmp_path: Path, monkeypatch, subprocess_logs: str = "") -> tuple[dict, dict]:
+    """Fingerprints of every warehouse table after the in-process run and after the subprocess run, whose
+    output must hold ``subprocess_logs`` (a line its run logs, to show it ran as the test meant)."""
     from dvd_platform.dev.seed.upload import seed
     from dvd_platform.dev.seed.generator import GeneratedSource
 
@@ -78,6 +79,7 @@ def in_process_and_subprocess(name: str, subprocess_env: dict[str, str], *, sett
                                  "--to", str(LAST)], env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
         assert "success" in result.stdout
+        assert subprocess_logs in result.stdout + result.stderr, (result.stdout + result.stderr)[-4000:]
 
         local_tables, other_tables = fingerprints(local_db["loader"]), fingerprints(other_db["loader"])
     for table in ("dim_customer", "dim_film", "fact_rental", "fact_payment", "mart_daily_revenue"):

@@ -35,12 +35,13 @@ CONNECT_DEFAULT_PORT = 15002
 SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
 
 
-#: Unless DVD_SPARK_CODEGEN turns it on, the platform's session runs every query interpreted, with no code generated.
+#: Unless DVD_SPARK_CODEGEN turns it on, the platform's session runs queries interpreted: whole-stage and expression
+#: code generation off (a few operators, e.g. the hash aggregate's row joiner, still generate theirs).
 #: Why: Spark turns each query stage and expression into Java source, compiles it with Janino, and the JVM's
-#: JIT compiles the generated classes again; that pays back when a stage runs over many rows, but a day's window
-#: holds a few hundred to a few thousand, and most of a run's plans run once. Whole pagila as one run on the local
-#: Connect server: 81.1-85.8 s interpreted against 86.1-89.0 s, its Spark jobs a third shorter, and the test
-#: suite's Connect servers used 17 % less CPU; 7 generated days at 100x pagila: 114.0 s against 112.5 s
+#: JIT compiles the generated classes again; that may pay back when a stage runs over many rows, but a day's
+#: window holds a few hundred to a few thousand, and most of a run's plans run once. Whole pagila as one run on the local
+#: Connect server: 81.1-85.8 s interpreted against 86.1-89.0 s, about 30 % less time in Spark jobs, and the test
+#: suite's Connect servers used 14-17 % less CPU; 7 generated days at 100x pagila: 114.0 s against 112.5 s
 #: (BENCHMARKS.md section 21). The second setting is Spark's internal switch (its own test suites run every
 #: expression interpreted with it). Both modes are set in full, Spark's defaults for ``COMPILED``: a process's
 #: Connect session outlives a run.
@@ -133,10 +134,12 @@ class SparkResource(ConfigurableResource):
 
     @property
     def codegen_on(self) -> bool:
-        """Whether Spark generates code for the platform's queries (``codegen``, else ``DVD_SPARK_CODEGEN``)."""
+        """Whether Spark generates code for the platform's queries (``codegen``, else ``DVD_SPARK_CODEGEN``).
+        A value that is neither on nor off fails the run's start, rather than silently choosing a mode."""
         value = (self.codegen or os.environ.get(CODEGEN_ENV, "")).strip().lower()
         if value not in _ON + _OFF:
-            raise ValueError(f"{CODEGEN_ENV}={value!r}: use 1 (Spark generates code) or 0 (interpreted, the default)")
+            raise ValueError(f"{CODEGEN_ENV} (or SparkResource.codegen) = {value!r}: use 1 (Spark generates code) "
+                             "or 0 (interpreted, the default)")
         return value in _ON
 
     @property
@@ -164,6 +167,10 @@ class SparkResource(ConfigurableResource):
         # release it when this process exits.
         os.environ.setdefault("SPARK_CONNECT_RELEASE_SESSION_ON_EXIT", "true")
         self._pyspark = LazyPySparkResource(spark_config=self.spark_config())
+        if context.log is not None:  # the run's log says how its queries run: a run's speed depends on it
+            where = self.remote_url or self.master
+            mode = "compiled (DVD_SPARK_CODEGEN=1)" if self.codegen_on else "interpreted"
+            context.log.info(f"Spark: {where}, queries {mode}")
 
     def _renew_if_closed(self) -> None:
         """Once per run, over Connect: a new session when the server has closed this process's (it closes one
