@@ -11,7 +11,8 @@ Connect server, interpreted (the platform's default); both go to their own scrat
 warehouse table must be identical.
 
 So one comparison covers the ways the same code runs elsewhere: a cluster, classic mode against Connect, and
-generated code against interpreted queries. A second one, Connect against a classic ``local[2]`` driver, cost the suite 150-190 s; it differed
+generated code against interpreted queries. A second one, Connect against a classic ``local[2]`` driver, cost
+the suite 150-190 s; it differed
 from this one in the master (executors inside the driver's JVM) and the loopback driver address
 ``server_config`` sets for a local master, and no longer runs in the suite (``pipeline_benchmark.py
 --spark classic`` still runs that mode over pagila).

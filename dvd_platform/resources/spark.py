@@ -35,16 +35,16 @@ CONNECT_DEFAULT_PORT = 15002
 SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
 
 
-#: Unless DVD_SPARK_CODEGEN turns it on, the platform's session runs queries interpreted: whole-stage and expression
-#: code generation off (a few operators, e.g. the hash aggregate's row joiner, still generate theirs).
-#: Why: Spark turns each query stage and expression into Java source, compiles it with Janino, and the JVM's
-#: JIT compiles the generated classes again; that may pay back when a stage runs over many rows, but a day's
-#: window holds a few hundred to a few thousand, and most of a run's plans run once. Whole pagila as one run on the local
+#: Unless DVD_SPARK_CODEGEN turns it on, the platform's session runs queries interpreted: whole-stage and
+#: expression code generation off (a few operators, e.g. the hash aggregate's row joiner, still generate theirs).
+#: Why: Spark turns each query stage and expression into Java source, compiles it with Janino, and the JVM's JIT
+#: compiles the generated classes again; that may pay back when a stage runs over many rows, but a day's window
+#: holds a few hundred to a few thousand, and most of a run's plans run once. Whole pagila as one run on the local
 #: Connect server: 81.1-85.8 s interpreted against 86.1-89.0 s, about 30 % less time in Spark jobs, and the test
-#: suite's Connect servers used 8-17 % less CPU (three runs against one); 7 generated days at 100x pagila: 114.0 s against 112.5 s
-#: (BENCHMARKS.md section 21). The second setting is Spark's internal switch (its own test suites run every
-#: expression interpreted with it). Both modes are set in full, Spark's defaults for ``COMPILED``: a process's
-#: Connect session outlives a run.
+#: suite's Connect servers used 8-17 % less CPU (three runs against one); 7 generated days at 100x pagila: 114.0 s
+#: against 112.5 s (BENCHMARKS.md section 21). The second setting is Spark's internal switch (its own test suites
+#: run every expression interpreted with it). Both modes are set in full, Spark's defaults for ``COMPILED``: a
+#: process's Connect session outlives a run.
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 COMPILED = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
