@@ -1,7 +1,7 @@
 """Spark Connect: a long-lived process survives the server closing its session, an unreachable server fails at once,
 each kind of JVM gets its JIT, and queries run interpreted unless told otherwise. That a run through Connect loads
-what a classic run loads is ``test_spark_cluster``'s (a classic driver on a standalone cluster); that `up`'s server runs this project's
-Python in its workers, warms up, and stops with its workers is ``test_up``'s."""
+what a classic run loads is ``test_spark_cluster``'s (a classic driver on a standalone cluster); that `up`'s server
+runs this project's Python in its workers, warms up, and stops with its workers is ``test_up``'s."""
 
 from __future__ import annotations
 
