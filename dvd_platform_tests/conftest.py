@@ -1,4 +1,4 @@
-"""Session fixtures: one real stack (PostgreSQL, S3, a Spark Connect server) and one SparkSession per test session.
+"""Session fixtures: one real stack (PostgreSQL, S3, the run's Spark Connect server) and one SparkSession per test session.
 
 The stack lives in a temporary state directory and is stopped at the end, so a
 test run leaves no process behind (test_stack checks it for a second stack).
@@ -15,6 +15,8 @@ import pytest
 
 from dvd_platform import settings
 from dvd_platform.dev.stack import Stack
+from dvd_platform.resources.spark import REMOTE_ENV
+from dvd_platform_tests import shared_spark
 from dvd_platform_tests.spark_session import live_spark
 
 # Tests that may skip under CI=true, each with the reason it may (none today). Any other skip fails
@@ -46,23 +48,23 @@ def state_dir(state_root: Path, request: pytest.FixtureRequest) -> Path:
 def stack(state_root: Path):
     """The session's stack; its settings are exported to os.environ for the code under test.
 
-    It runs a Spark Connect server, as ``make up`` does: the session's in-process runs, and the runs a
+    Its Spark is a Spark Connect server, as ``make up``'s is: the session's in-process runs, and the runs a
     test starts on this stack in a subprocess (``dvd-platform materialize``) or from the UI, attach to
     that one warm JVM instead of starting a driver each, which cost a subprocess run a minute on two
-    cores. (Tests that start ``up`` get a stack, and a server, of their own.) Classic mode keeps its
-    tests: ``two_runs`` runs the other mode beside the session's.
+    cores. The server is the test run's one (``shared_spark``): both xdist workers' stacks use it, each
+    with its own PostgreSQL, S3, lake and sessions. (Tests that start ``up`` get a stack, and a server, of
+    their own.) Classic mode keeps its tests: ``two_runs`` runs the other mode beside the session's.
     """
     state = state_root / "session"
     # Durability settings off: the tests restart nothing at the OS level, and this halves load times.
-    stack = Stack(state, pg_server_options={"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"},
-                  spark_connect=True)
+    stack = Stack(state, pg_server_options={"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"})
     saved = dict(os.environ)
     # Every setting comes from this stack, none from the shell: a shell that sourced `.dvd/stack.env`
     # (README) would otherwise point both xdist workers, and `make up`'s own stack, at one lake,
     # staging dir and DAGSTER_HOME (Stack.up keeps those when set).
     for key in settings.ENV_VARS:
         os.environ.pop(key, None)
-    values = stack.up()
+    values = stack.up({**os.environ, REMOTE_ENV: shared_spark.server_url()})
     os.environ.update(values)
     os.environ["DVD_STATE_DIR"] = str(state)
     try:
@@ -190,6 +192,20 @@ def pg(settings_env):
     conn.close()
 
 
+_SPARK_DIR = pytest.StashKey[Path | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's first pytest process names the directory of the run's Spark Connect server (``shared_spark``)."""
+    config.stash[_SPARK_DIR] = shared_spark.claim()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After every worker has ended: stop the run's Spark Connect server, if this process named its directory."""
+    if path := config.stash.get(_SPARK_DIR, None):
+        shared_spark.release(path)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     from dvd_platform_tests.sample import sample_kind
 
@@ -219,8 +235,8 @@ def xdist_group(module: str, fixtures: list[str]) -> str:
     """Where ``make test`` (pytest-xdist, ``--dist loadgroup``) runs a test: every test that uses the
     session sample on one worker, so the sample is generated, seeded and loaded (the suite's longest
     fixture, minutes) once; the other tests of a module together, on whichever worker is free (they
-    share module fixtures). Tests on different workers share nothing: each worker starts its own
-    session stack when a test of its needs one."""
+    share module fixtures). Tests on different workers share no data: each worker starts its own
+    session stack when a test of its needs one (only the run's Spark Connect server is shared: ``shared_spark``)."""
     return SAMPLE_GROUP if SAMPLE_FIXTURE in fixtures else module
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from dvd_platform.dev.stack.procs import port_open
 from dvd_platform.settings import PROJECT_ROOT
-from dvd_platform_tests import sample
+from dvd_platform_tests import sample, shared_spark
 from dvd_platform_tests.conftest import SAMPLE_FIXTURE, SAMPLE_GROUP, plain_nodeid, xdist_group
 
 
@@ -59,18 +61,34 @@ def test_an_allowed_skip_does_not_fail_the_run_under_ci_also_with_workers(tmp_pa
     assert plain_nodeid("a.py::t[x@y]@grp") == "a.py::t[x@y]" and plain_nodeid("a.py::t[x@y]") == "a.py::t[x@y]"
 
 
-def test_the_session_stack_takes_no_setting_from_the_shell(tmp_path):
-    """A shell that sourced `.dvd/stack.env` must not point the suite (both workers) at its lake or DAGSTER_HOME."""
-    outside = tmp_path / "outside"
+def test_the_workers_stacks_take_no_setting_from_the_shell_and_share_one_spark_server_stopped_at_the_end(
+        tmp_path, monkeypatch):
+    """A shell that sourced `.dvd/stack.env` must not point the suite (either worker) at its lake or DAGSTER_HOME.
+    With ``make test``'s two workers, each worker's stack (its own PostgreSQL and S3) attaches to the run's one
+    Spark Connect server (``shared_spark``), and the run stops that server when it ends."""
+    monkeypatch.delenv(shared_spark.ENV, raising=False)  # the run below starts, and must stop, a server of its own
+    outside, seen = tmp_path / "outside", tmp_path / "seen.jsonl"
     (tmp_path / "suite").mkdir()
-    (tmp_path / "suite" / "test_env.py").write_text(
-        "def test_env(settings_env):\n"
-        f"    assert not any(v.startswith({str(outside)!r}) for v in settings_env.values()), settings_env\n")
+    for module in ("test_a", "test_b"):  # two groups: one per worker
+        (tmp_path / "suite" / f"{module}.py").write_text(
+            "import json, os\n\n"
+            "def test_env(settings_env):\n"
+            f"    assert not any(v.startswith({str(outside)!r}) for v in settings_env.values()), settings_env\n"
+            f"    with open({str(seen)!r}, 'a') as f:\n"
+            "        f.write(json.dumps([os.environ['PYTEST_XDIST_WORKER'], settings_env['DVD_PG_DSN'],\n"
+            f"                            settings_env['DVD_SPARK_REMOTE'], os.environ[{shared_spark.ENV!r}]]) + '\\n')\n")
     env_from_shell = {"DVD_LAKE_ROOT": outside / "lake", "DVD_STAGING_DIR": outside / "staging",
                       "DAGSTER_HOME": outside / "dagster_home", "DVD_STATE_DIR": outside}
-    done = _pytest(tmp_path / "suite", None, shell={k: str(v) for k, v in env_from_shell.items()})
+    done = _pytest(tmp_path / "suite", None, *MAKE_TEST_OPTIONS, shell={k: str(v) for k, v in env_from_shell.items()})
     assert done.returncode == 0, done.stdout[-3000:]
     assert not outside.exists()
+    records = [json.loads(line) for line in seen.read_text().splitlines()]
+    workers, dsns, urls, spark_dirs = (set(column) for column in zip(*records))
+    assert len(workers) == 2 and len(dsns) == 2, records  # a stack per worker
+    assert len(urls) == 1 and len(spark_dirs) == 1, records  # one server
+    (url,), (spark_dir,) = urls, spark_dirs
+    assert not port_open(int(url.rsplit(":", 1)[1])), f"the run's Spark Connect server still listens at {url}"
+    assert not Path(spark_dir).exists()
 
 
 def test_the_sample_is_pagila_where_it_exists_else_generated(tmp_path, monkeypatch):

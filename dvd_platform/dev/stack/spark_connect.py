@@ -128,3 +128,15 @@ class ConnectServer:
         for pid in workers:
             stop_pid(pid)
         self.pid_file.unlink(missing_ok=True)
+
+
+def stop_warm_up(pid: int | None) -> None:
+    """End a server's warm-up client if it still runs (it would retry a stopped server for minutes); a pid
+    reused since by another process is left alone (where /proc cannot tell, the client ends by itself once
+    its server is gone)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+    except OSError:
+        return
+    if b"spark_warmup" in cmdline:
+        stop_pid(pid)

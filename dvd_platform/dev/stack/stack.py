@@ -19,12 +19,21 @@ from dvd_platform.resources.thresholds import CheckThresholds
 from dvd_platform.dev.stack.postgres import LocalPostgres
 from dvd_platform.dev.stack.procs import StackError, pid_alive, stop_pid
 from dvd_platform.dev.stack.s3 import MotoServer, ensure_buckets
-from dvd_platform.dev.stack.spark_connect import ConnectServer
+from dvd_platform.dev.stack.spark_connect import ConnectServer, stop_warm_up
 
 __all__ = ["Stack", "StackError"]
 
 #: Events per batch Dagster stores at once (see DAGSTER_EVENT_BATCH_SIZE in settings.ENV_VARS).
 EVENT_BATCH_SIZE = "1000"
+#: The Spark settings a stack writes when the environment has none: a local master on this machine's two cores.
+SPARK_DEFAULTS = {"DVD_SPARK_MASTER": "local[2]", "DVD_SPARK_DRIVER_MEMORY": "2g", "DVD_SPARK_SHUFFLE_PARTITIONS": "4"}
+
+
+def connect_server_conf(values: dict[str, str]) -> dict[str, str]:
+    """The platform's Spark Connect server settings for a stack's ``DVD_SPARK_*`` values (``SPARK_DEFAULTS``)."""
+    resource = SparkResource(master=values["DVD_SPARK_MASTER"], driver_memory=values["DVD_SPARK_DRIVER_MEMORY"],
+                             shuffle_partitions=int(values["DVD_SPARK_SHUFFLE_PARTITIONS"]))
+    return resource.server_config()
 
 
 def _check_postgres(dsn: str) -> None:
@@ -101,9 +110,7 @@ class Stack:
             # Dagster then stores a run's planned events and a range step's materializations in batches
             # (dvd_platform/event_log_storage.py): a whole-pagila run plans 7,889 before its first step.
             "DAGSTER_EVENT_BATCH_SIZE": environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE),
-            "DVD_SPARK_MASTER": environ.get("DVD_SPARK_MASTER", "local[2]"),
-            "DVD_SPARK_DRIVER_MEMORY": environ.get("DVD_SPARK_DRIVER_MEMORY", "2g"),
-            "DVD_SPARK_SHUFFLE_PARTITIONS": environ.get("DVD_SPARK_SHUFFLE_PARTITIONS", "4"),
+            **{key: environ.get(key, default) for key, default in SPARK_DEFAULTS.items()},
             # The code location reads the check thresholds with EnvVar, which has no default: write them.
             "DVD_QUARANTINE_ERROR_RATIO": environ.get("DVD_QUARANTINE_ERROR_RATIO", defaults.quarantine_error_ratio),
             "DVD_FRESHNESS_LAG_DAYS": environ.get("DVD_FRESHNESS_LAG_DAYS", str(defaults.freshness_lag_days)),
@@ -160,11 +167,9 @@ class Stack:
 
     def _start_connect_server(self, state: dict, values: dict[str, str]) -> str:
         """Start the Spark Connect server with the platform's server settings; returns its URL."""
-        resource = SparkResource(master=values["DVD_SPARK_MASTER"], driver_memory=values["DVD_SPARK_DRIVER_MEMORY"],
-                                 shuffle_partitions=int(values["DVD_SPARK_SHUFFLE_PARTITIONS"]))
         server = self._connect_server({})
         try:
-            server.start({**resource.server_config(), **self.spark_connect_conf})
+            server.start({**connect_server_conf(values), **self.spark_connect_conf})
             warmup = server.warm_up_in_background()
         finally:
             state["spark_connect"] = {"pid": server.pid, "port": server.port, "pgid": server.pgid}
@@ -202,7 +207,7 @@ class Stack:
     def stop_warm_up(self) -> None:
         """End the Connect server's warm-up client now, if it still runs (so the server's first work is the
         caller's: the benchmarks' cold case)."""
-        _stop_warmup(self._read_state().get("spark_connect", {}).get("warmup_pid"))
+        stop_warm_up(self._read_state().get("spark_connect", {}).get("warmup_pid"))
 
     def wait_for_warm_up(self, timeout: float) -> str:
         """Wait until the Connect server's warm-up client has ended; returns its log (``warmup.log``).
@@ -221,7 +226,7 @@ class Stack:
         state = self._read_state()
         errors = []
         if "spark_connect" in state:
-            _stop_warmup(state["spark_connect"].get("warmup_pid"))
+            stop_warm_up(state["spark_connect"].get("warmup_pid"))
             self._connect_server(state).stop()
         if "s3" in state:
             stop_pid(state["s3"]["pid"])
@@ -235,13 +240,3 @@ class Stack:
         if errors:
             raise StackError("; ".join(errors))
 
-
-def _stop_warmup(pid: int | None) -> None:
-    """End the server's warm-up client if it still runs; a pid reused since by another process is left
-    alone (where /proc cannot tell, the client ends by itself once its server is gone)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
-    except OSError:
-        return
-    if b"spark_warmup" in cmdline:
-        stop_pid(pid)
