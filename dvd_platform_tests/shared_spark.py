@@ -2,8 +2,9 @@
 
 Why: each worker's session stack started a server of its own, and a fresh server spends much of its CPU
 compiling Spark's own hot code (its JIT) and on its warm-up, whatever little it then serves. On two cores the
-suite is CPU-bound, and the second worker's server used 118-137 s of CPU (BENCHMARKS.md section 21);
-``make up`` still gets a server per stack, as does every test that starts a stack of its own.
+suite is CPU-bound; the second worker's server used about 130 s of CPU (BENCHMARKS.md section 21, at
+``7cd8aef``: 494 s for all servers, less the loaded sample's 270 s and ``up``'s 95 s). ``make up`` still gets a
+server per stack, as does every test that starts a stack of its own.
 
 The run's first process (the xdist controller, or pytest alone) names a directory in ``ENV``, which its
 workers and the pytest runs its tests start inherit. The first session stack that needs Spark starts the
@@ -26,46 +27,68 @@ from dvd_platform.dev.stack.spark_connect import ConnectServer, stop_warm_up
 from dvd_platform.dev.stack.stack import SPARK_DEFAULTS, connect_server_conf
 
 ENV = "DVD_TEST_SPARK_DIR"
+#: What ``server_url`` records of the server it started: pid, pgid, port and the warm-up client's pid.
+State = dict[str, int | None]
 
 
 def claim() -> Path | None:
-    """Name the run's server directory, unless a parent pytest already did; returns it when this process owns it."""
-    if os.environ.get(ENV):
+    """Name the run's server directory, unless a parent pytest already did (its directory still exists);
+    returns it when this process owns it."""
+    if os.environ.get(ENV) and Path(os.environ[ENV]).is_dir():
         return None
     path = Path(tempfile.mkdtemp(prefix="dvd-tests-spark-"))
-    path.chmod(0o755)
     os.environ[ENV] = str(path)
     return path
 
 
-def _state_file(path: Path) -> Path:
+def state_file(path: Path) -> Path:
+    """Where the server started in ``path`` is recorded (tests read it to check it was stopped)."""
     return path / "server.json"
 
 
-def _server(path: Path, state: dict) -> ConnectServer:
-    return ConnectServer(path / "server", state.get("port", 0), state.get("pid"), state.get("pgid"))
+def _read(path: Path) -> State:
+    return json.loads(state_file(path).read_text()) if state_file(path).exists() else {}
+
+
+def _server(path: Path, state: State) -> ConnectServer:
+    return ConnectServer(path / "server", state.get("port") or 0, state.get("pid"), state.get("pgid"))
+
+
+def _stop(path: Path, state: State) -> None:
+    """The recorded server, its Python workers and its warm-up client; a server whose start was never recorded
+    is found by the launcher's pid file."""
+    stop_warm_up(state.get("warmup_pid"))
+    server = _server(path, state)
+    if server.pid is None and server.pid_file.exists():
+        server.pid = int(server.pid_file.read_text())
+        server.pgid = os.getpgid(server.pid) if pid_alive(server.pid) else None
+    server.stop()
 
 
 def server_url() -> str:
-    """The run's server, started here if no process of the run has started it yet (or it has died)."""
+    """The run's server, started here if no process of the run has started it yet, or if it has died (a stack
+    already attached to a dead one is not mended: its runs fail naming the URL)."""
     path = Path(os.environ[ENV])
     with open(path / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        state = json.loads(_state_file(path).read_text()) if _state_file(path).exists() else {}
+        state = _read(path)
         server = _server(path, state)
         if state and pid_alive(server.pid) and port_open(server.port):
             return server.url
-        server.start(connect_server_conf(SPARK_DEFAULTS))
-        state = {"pid": server.pid, "pgid": server.pgid, "port": server.port,
-                 "warmup_pid": server.warm_up_in_background()}
-        _state_file(path).write_text(json.dumps(state))
+        _stop(path, state)  # what is left of a dead or unanswering one
+        state = {}
+        try:
+            server.start(connect_server_conf(SPARK_DEFAULTS))
+            state = {"pid": server.pid, "pgid": server.pgid, "port": server.port}
+            state["warmup_pid"] = server.warm_up_in_background()
+        finally:
+            state_file(path).write_text(json.dumps(state))
         return server.url
 
 
 def release(path: Path) -> None:
-    """Stop the server started in ``path`` (if any) with its Python workers and warm-up client; remove ``path``."""
-    if _state_file(path).exists():
-        state = json.loads(_state_file(path).read_text())
-        stop_warm_up(state.get("warmup_pid"))
-        _server(path, state).stop()
+    """Stop what was started in ``path`` (if anything), remove ``path`` and forget it."""
+    _stop(path, _read(path))
     shutil.rmtree(path, ignore_errors=True)
+    if os.environ.get(ENV) == str(path):
+        del os.environ[ENV]

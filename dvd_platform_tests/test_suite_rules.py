@@ -1,4 +1,5 @@
-"""The suite's own rules: a skip fails a CI run, and the sample is chosen the way the README says."""
+"""The suite's own rules: a skip fails a CI run, the sample is chosen the way the README says, and the workers share
+only the run's Spark Connect server."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dvd_platform.dev.stack.procs import port_open
+from dvd_platform.dev.stack.procs import group_alive, pid_alive
 from dvd_platform.settings import PROJECT_ROOT
 from dvd_platform_tests import sample, shared_spark
 from dvd_platform_tests.conftest import SAMPLE_FIXTURE, SAMPLE_GROUP, plain_nodeid, xdist_group
@@ -65,30 +66,37 @@ def test_the_workers_stacks_take_no_setting_from_the_shell_and_share_one_spark_s
         tmp_path, monkeypatch):
     """A shell that sourced `.dvd/stack.env` must not point the suite (either worker) at its lake or DAGSTER_HOME.
     With ``make test``'s two workers, each worker's stack (its own PostgreSQL and S3) attaches to the run's one
-    Spark Connect server (``shared_spark``), and the run stops that server when it ends."""
+    Spark Connect server (``shared_spark``), and the run stops that server, its Python workers and its warm-up
+    client when it ends."""
     monkeypatch.delenv(shared_spark.ENV, raising=False)  # the run below starts, and must stop, a server of its own
     outside, seen = tmp_path / "outside", tmp_path / "seen.jsonl"
     (tmp_path / "suite").mkdir()
     for module in ("test_a", "test_b"):  # two groups: one per worker
         (tmp_path / "suite" / f"{module}.py").write_text(
-            "import json, os\n\n"
+            "import json, os\n"
+            "from dvd_platform_tests.shared_spark import ENV, state_file\n"
+            "from pathlib import Path\n\n"
             "def test_env(settings_env):\n"
             f"    assert not any(v.startswith({str(outside)!r}) for v in settings_env.values()), settings_env\n"
+            "    server = json.loads(state_file(Path(os.environ[ENV])).read_text())\n"
             f"    with open({str(seen)!r}, 'a') as f:\n"
             "        f.write(json.dumps([os.environ['PYTEST_XDIST_WORKER'], settings_env['DVD_PG_DSN'],\n"
-            f"                            settings_env['DVD_SPARK_REMOTE'], os.environ[{shared_spark.ENV!r}]]) + '\\n')\n")
+            "                            settings_env['DVD_SPARK_REMOTE'], os.environ[ENV], server]) + '\\n')\n")
     env_from_shell = {"DVD_LAKE_ROOT": outside / "lake", "DVD_STAGING_DIR": outside / "staging",
                       "DAGSTER_HOME": outside / "dagster_home", "DVD_STATE_DIR": outside}
     done = _pytest(tmp_path / "suite", None, *MAKE_TEST_OPTIONS, shell={k: str(v) for k, v in env_from_shell.items()})
     assert done.returncode == 0, done.stdout[-3000:]
     assert not outside.exists()
     records = [json.loads(line) for line in seen.read_text().splitlines()]
-    workers, dsns, urls, spark_dirs = (set(column) for column in zip(*records))
+    workers, dsns, urls, spark_dirs = (set(column) for column in list(zip(*records))[:4])
     assert len(workers) == 2 and len(dsns) == 2, records  # a stack per worker
-    assert len(urls) == 1 and len(spark_dirs) == 1, records  # one server
-    (url,), (spark_dir,) = urls, spark_dirs
-    assert not port_open(int(url.rsplit(":", 1)[1])), f"the run's Spark Connect server still listens at {url}"
+    assert len(urls) == 1 and len(spark_dirs) == 1 and records[0][4] == records[1][4], records  # one server
+    (url,), (spark_dir,), server = urls, spark_dirs, records[0][4]
+    assert url == f"sc://127.0.0.1:{server['port']}"
     assert not Path(spark_dir).exists()
+    left = {name: pid for name, pid in (("server", server["pid"]), ("warm-up client", server["warmup_pid"]))
+            if pid_alive(pid)}
+    assert not left and not group_alive(server["pgid"]), f"still running after the run: {left or 'its workers'}"
 
 
 def test_the_sample_is_pagila_where_it_exists_else_generated(tmp_path, monkeypatch):

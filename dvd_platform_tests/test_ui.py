@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -198,13 +198,24 @@ def _follow_launched_run(page, screenshot: str) -> str:
 
 
 def test_materialize_a_day_backfill_three_and_see_the_revenue_chart_in_the_browser(page, truth):
-    from playwright.sync_api import expect
-
+    """The README's first steps 1 and 3 to 6, in that order, but for the backfill's end: step 6 runs while the
+    backfill of step 5 waits for Dagster's backfill daemon, as a user would go on meanwhile."""
     # The sample's first day with rentals (pagila's 2022-02-14; the generated sample has rentals every day),
     # then the three days after it.
     one_day = truth.days_with_rows(truth.rentals_per_day)[0]
+    first, last = one_day + timedelta(1), one_day + timedelta(3)
+    _the_asset_graph(page)
+    _materialize_one_day(page, one_day)
+    _its_row_counts_and_checks(page, one_day, truth.rentals_per_day[one_day])
+    backfill_id = _launch_a_backfill(page, first, last)
+    _revenue_chart(page)
+    _the_backfill_completes(page, backfill_id, first, last, truth.rentals_per_day)
 
-    # 1. The asset graph: stg_rental with everything upstream and downstream of it, groups expanded.
+
+def _the_asset_graph(page) -> None:
+    """1. The asset graph: stg_rental with everything upstream and downstream of it, groups expanded."""
+    from playwright.sync_api import expect
+
     page.goto("/asset-groups~%2Bkey%3Astg_rental%2B/")
     for group in ("landing", "raw", "staging", "warehouse", "marts", "reports"):
         expect(page.get_by_role("button", name=f"asset_group {group} {group}")).to_be_visible()
@@ -215,22 +226,29 @@ def test_materialize_a_day_backfill_three_and_see_the_revenue_chart_in_the_brows
         expect(page.get_by_text(asset, exact=True).last).to_be_visible()
     _shot(page, "01-asset-graph")
 
-    # 2. stg_rental, one day, Materialize.
+
+def _materialize_one_day(page, one_day: date) -> None:
+    """The README's step 3: stg_rental, one day, Materialize; the run, until it succeeds."""
+    from playwright.sync_api import expect
+
     dialog = _open_launch_dialog(page)
     _select_partitions(dialog, one_day.isoformat())
     expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
     _shot(page, "02-launch-one-day")
     dialog.get_by_role("button", name="Launch 1 run").click()
 
-    # 3. The run, until it succeeds.
     _follow_launched_run(page, "03-run")
     expect(page.get_by_text(f"partition: {one_day}")).to_be_visible()
 
-    # 4. The asset's page for that day: row counts, then check results.
+
+def _its_row_counts_and_checks(page, one_day: date, rentals: int) -> None:
+    """4. The asset's page for that day: row counts, then check results, and one check's result that day."""
+    from playwright.sync_api import expect
+
     page.goto(f"/assets/stg_rental?view=partitions&partition={one_day}")
     expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
     rows_out = _metadata_value(page, "rows_out")
-    assert int(rows_out.replace(",", "")) == truth.rentals_per_day[one_day]
+    assert int(rows_out.replace(",", "")) == rentals
     assert _metadata_value(page, "rows_quarantined") == "0"
     _shot(page, "04-partition-metadata")
 
@@ -268,9 +286,12 @@ def test_materialize_a_day_backfill_three_and_see_the_revenue_chart_in_the_brows
     assert status.inner_text() == "Passed", f"{check} on {one_day}: {status.inner_text()} (see 05b-check-partition.png)"
     assert _metadata_value(page, "offending_rows", within=detail) == "0"
 
-    # 5. A 3-day backfill from the partitions dialog. Dagster's backfill daemon looks for backfills every 30 s (a
-    # constant of Dagster's, not a setting): to launch its run, and again to mark it done. Meanwhile, step 6.
-    first, last = one_day + timedelta(1), one_day + timedelta(3)
+
+def _launch_a_backfill(page, first: date, last: date) -> str:
+    """5. A 3-day backfill from the partitions dialog; returns its id. Dagster's backfill daemon looks for
+    backfills every 30 s (a constant of Dagster's, not a setting): to launch its run, and again to mark it done."""
+    from playwright.sync_api import expect
+
     dialog = _open_launch_dialog(page)
     _select_partitions(dialog, f"[{first}...{last}]")
     expect(dialog.get_by_text("3 partitions", exact=True)).to_be_visible()
@@ -280,11 +301,13 @@ def test_materialize_a_day_backfill_three_and_see_the_revenue_chart_in_the_brows
     page.get_by_role("link", name="View", exact=True).click()
     expect(page).to_have_url(re.compile(f"/runs/b/{backfill_id}"))
     expect(page.get_by_text(f"{first}...{last}")).to_be_visible()
+    return backfill_id
 
-    # 6. The revenue chart, while the backfill waits for the daemon.
-    _revenue_chart(page)
 
-    # Back to the backfill, until it completes.
+def _the_backfill_completes(page, backfill_id: str, first: date, last: date, rentals_per_day: dict) -> None:
+    """5, continued: back to the backfill page until it completes; every day of it is materialized."""
+    from playwright.sync_api import expect
+
     page.goto(f"/runs/b/{backfill_id}")
     status = page.locator("div:has(> div:text-is('Status')) > div:nth-child(2)")
     expect(status).to_have_text(re.compile(r"^(Succeeded|Failed|Canceled|Completed.*)$"), timeout=RUN_TIMEOUT_MS)
@@ -296,11 +319,11 @@ def test_materialize_a_day_backfill_three_and_see_the_revenue_chart_in_the_brows
         day = first + timedelta(n)
         page.goto(f"/assets/stg_rental?view=partitions&partition={day}")
         expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
-        assert int(_metadata_value(page, "rows_out").replace(",", "")) == truth.rentals_per_day[day]
+        assert int(_metadata_value(page, "rows_out").replace(",", "")) == rentals_per_day[day]
 
 
 def _revenue_chart(page) -> None:
-    """The report asset, materialized by a click, shows its PNG in the asset's metadata."""
+    """6. The report asset, materialized by a click, shows its PNG in the asset's metadata."""
     from playwright.sync_api import expect
 
     page.goto("/assets/revenue_chart")

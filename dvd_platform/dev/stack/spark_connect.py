@@ -93,8 +93,9 @@ class ConnectServer:
 
     def warm_up_in_background(self) -> int:
         """Start ``spark_warmup`` against this server, detached; returns its pid (see that module for why).
-        Its output goes to ``logs/warmup.log``; ``Stack.down`` ends it if it is still running, and it fails
-        by itself once the server is gone."""
+        Its output goes to ``logs/warmup.log``; whoever stops the server ends it too if it still runs
+        (``stop_warm_up``: ``Stack.down``, the test run's ``shared_spark``), and it fails by itself once the
+        server is gone."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / "warmup.log", "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "dvd_platform.dev.stack.spark_warmup", self.url,
