@@ -51,6 +51,7 @@ from __future__ import annotations
 import atexit
 import os
 import sqlite3
+import shutil
 import tempfile
 import threading
 import weakref
@@ -103,8 +104,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_lock = threading.Lock()  # the cache's own: _db_lock may be held when an engine is asked for
         self._pending: list[EventLogEntry] = []  # check evaluations not written yet (see store_event)
         self._pending_pid = os.getpid()  # the process that holds them (a forked child must not write them too)
+        # Before _write_at_exit is registered: atexit runs the last registered first, so a throw-away folder is
+        # removed after the held-back evaluations are written, never under a write that would open a new file.
+        base_dir = base_dir or _default_base_dir()
         atexit.register(_write_at_exit, weakref.ref(self))  # a process that ends without dispose
-        super().__init__(base_dir=base_dir or _default_base_dir(), inst_data=inst_data)
+        super().__init__(base_dir=base_dir, inst_data=inst_data)
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
@@ -346,8 +350,12 @@ def _last_of_each_asset_and_kind(events: list[tuple[EventLogEntry, int]]) -> lis
 def _default_base_dir() -> str:
     """Where Dagster's own storage keeps the event log: ``$DAGSTER_HOME/history/runs``. Without
     DAGSTER_HOME (a command run in the project folder, which Dagster gives a throw-away instance
-    configured by the folder's dagster.yaml) a throw-away folder too."""
-    home = os.environ.get("DAGSTER_HOME") or tempfile.mkdtemp(prefix="dvd-dagster-events-")
+    configured by the folder's dagster.yaml) a throw-away folder too, removed when the process exits,
+    as Dagster removes its own."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = tempfile.mkdtemp(prefix="dvd-dagster-events-")
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
     return os.path.join(home, "history", "runs")
 
 

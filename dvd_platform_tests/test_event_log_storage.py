@@ -3,9 +3,12 @@ its connections, and what it writes is Dagster's own history, readable without i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -355,3 +358,32 @@ def test_a_forked_child_does_not_write_its_parents_held_back_evaluations(home):
     with sqlite3.connect(home / "history" / "runs" / f"{RUN_ID}.db") as conn:
         counts = dict(conn.execute("SELECT dagster_event_type, count(*) FROM event_logs GROUP BY 1").fetchall())
     assert counts == {"ASSET_MATERIALIZATION": 2, "ASSET_CHECK_EVALUATION": 1}
+
+
+#: Without DAGSTER_HOME: the storage's throw-away folder, with an evaluation still held back when the process ends.
+THROWAWAY = """
+import json
+from dvd_platform.event_log_storage import PooledSqliteEventLogStorage
+from dvd_platform_tests.test_event_log_storage import _evaluation, _materialization
+
+storage = PooledSqliteEventLogStorage()
+storage.store_event(_materialization("2022-02-01"))
+storage.store_event(_evaluation("2022-02-01", passed=True))
+assert storage._pending
+print(json.dumps({"base_dir": storage._base_dir}), flush=True)
+"""
+
+
+def test_without_dagster_home_the_throwaway_event_log_is_removed_when_the_process_ends(tmp_path):
+    """A command run without DAGSTER_HOME (``dg check defs`` in the project folder) gets a throw-away event log
+    folder: gone when the process ends, as Dagster's own throw-away instance is (else a folder was left in /tmp
+    per command), with no error from writing the evaluation it still held back."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    done = subprocess.run([sys.executable, "-c", THROWAWAY], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    # Exit handlers' errors are printed, not raised.
+    assert done.returncode == 0 and "Error in atexit" not in done.stderr, done.stdout + done.stderr[-3000:]
+    base_dir = Path(json.loads(done.stdout.strip().splitlines()[-1])["base_dir"])
+    assert base_dir.name == "runs" and base_dir.parent.parent.name.startswith("dvd-dagster-events-")
+    assert not base_dir.parent.parent.exists(), f"{base_dir.parent.parent} was left behind"
