@@ -59,9 +59,8 @@ def _stop(path: Path, state: State) -> None:
     is found by the launcher's pid file."""
     stop_warm_up(state.get("warmup_pid"))
     server = _server(path, state)
-    if server.pid is None and server.pid_file.exists():
-        server.pid = int(server.pid_file.read_text())
-        server.pgid = os.getpgid(server.pid) if pid_alive(server.pid) else None
+    if server.pid is None:
+        server.read_pid_file()
     server.stop()
 
 

@@ -83,13 +83,17 @@ class ConnectServer:
                 argv += ["--conf", f"{key}={value}"]
             launched = subprocess.run(argv, env=self._env(), capture_output=True, text=True, timeout=120,
                                       start_new_session=True)  # our own stop, not the terminal's Ctrl-C, ends it
-            self.pid = int(self.pid_file.read_text()) if self.pid_file.exists() else None
-            self.pgid = _pgid(self.pid)
+            self.read_pid_file()
             if launched.returncode == 0 and self.pid and self._wait_ready(timeout):
                 return
             self.stop()
         raise StackError(f"the Spark Connect server did not come up on 127.0.0.1:{self.port}; "
                          f"launcher: {launched.stdout[-1000:]}{launched.stderr[-1000:]}\nlog:\n{self.log_tail()}")
+
+    def read_pid_file(self) -> None:
+        """The JVM the launcher started, from its pid file (none: no JVM), and its process group."""
+        self.pid = int(self.pid_file.read_text()) if self.pid_file.exists() else None
+        self.pgid = _pgid(self.pid)
 
     def warm_up_in_background(self) -> int:
         """Start ``spark_warmup`` against this server, detached; returns its pid (see that module for why).
