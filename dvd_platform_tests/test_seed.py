@@ -149,3 +149,33 @@ def test_drip_lands_one_complete_day_at_a_time_the_given_seconds_apart(s3, tmp_p
         manifest = _manifest(s3, bucket, day)
         for entry in manifest["objects"]:  # every object its manifest names is there, whole
             assert s3.head_object(Bucket=bucket, Key=entry["key"])["ContentLength"] == entry["bytes"]
+
+
+class _FailingPuts:
+    """An S3 client whose ``put_object`` of one key fails, as an endpoint refusing one upload would."""
+
+    def __init__(self, client, failing_key: str):
+        self._client, self.failing_key = client, failing_key
+
+    def put_object(self, **kwargs):
+        if kwargs["Key"] == self.failing_key:
+            raise ConnectionError(f"refused: {kwargs['Key']}")
+        return self._client.put_object(**kwargs)
+
+
+def test_a_failed_upload_leaves_its_day_and_the_days_after_it_without_a_manifest(s3):
+    """Every day's objects are queued at once (``upload_drops``), yet a day is complete only once all its
+    objects are in: a refused object of day 2 fails the upload naming it, day 1 keeps its manifest, and day 2
+    and every day after it get none (the sensor, which reads only manifests, sees no half day)."""
+    from dvd_platform.dev.seed.generator import GeneratedSource
+
+    bucket = "dvd-failed-upload-landing"
+    s3.create_bucket(Bucket=bucket)
+    days = [date(2031, 3, 1) + timedelta(n) for n in range(4)]
+    failing = _FailingPuts(s3, object_key("payment", days[1]))
+    with pytest.raises(ConnectionError, match=failing.failing_key):
+        seed(GeneratedSource(scale=0.05, seed=3, start=days[0], days=4), failing, bucket, days)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="landing/_manifests/").get("Contents", [])
+    assert sorted(o["Key"] for o in listed) == [manifest_key(days[0])]
+    for entry in _manifest(s3, bucket, days[0])["objects"]:  # the complete day is whole
+        assert s3.head_object(Bucket=bucket, Key=entry["key"])["ContentLength"] == entry["bytes"]
