@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 from dvd_platform import settings
-from dvd_platform.dev.stack import Stack
-from dvd_platform.resources.spark import REMOTE_ENV
 from dvd_platform_tests import shared_spark
 from dvd_platform_tests.spark_session import live_spark
 
@@ -55,6 +53,11 @@ def stack(state_root: Path):
     with its own PostgreSQL, S3, lake and sessions. (Tests that start ``up`` get a stack, and a server, of
     their own.) Classic mode keeps its tests: ``two_runs`` runs the other mode beside the session's.
     """
+    # Imported here, not with the module: every pytest process loads this conftest (the suite's own rules start
+    # pytest a dozen times, ``test_suite_rules``), and these import Dagster.
+    from dvd_platform.dev.stack import Stack
+    from dvd_platform.resources.spark import REMOTE_ENV
+
     state = state_root / "session"
     # Durability settings off: the tests restart nothing at the OS level, and this halves load times.
     stack = Stack(state, pg_server_options={"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"})

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from dvd_platform.dev.stack.procs import pid_alive, port_open
 from dvd_platform.dev.stack.spark_connect import ConnectServer, stop_warm_up
-from dvd_platform.dev.stack.stack import SPARK_DEFAULTS, connect_server_conf
 
 ENV = "DVD_TEST_SPARK_DIR"
 #: What ``server_url`` records of the server it started: pid, pgid, port and the warm-up client's pid.
@@ -67,6 +66,8 @@ def _stop(path: Path, state: State) -> None:
 def server_url() -> str:
     """The run's server, started here if no process of the run has started it yet, or if it has died (a stack
     already attached to a dead one is not mended: its runs fail naming the URL)."""
+    from dvd_platform.dev.stack.stack import SPARK_DEFAULTS, connect_server_conf  # Dagster's import: only here
+
     path = Path(os.environ[ENV])
     with open(path / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
