@@ -9,10 +9,10 @@ through the same :class:`FolderSource`, the same seeding and the same
 independent truth (``sample_truth``, plain Python over these CSVs), and
 no test needs to know which one it got.
 
-The generated folder covers the last 96 days of pagila's calendar (2022-05-20..2022-08-23;
-pagila's own runs from 2022-01-23): the days tests name are in both, the others are derived
-from the sample, and the days that tests reserve for data of their own (September 2022
-onwards) are free either way. Its reference rows never change after the first day: the
+The generated folder covers pagila's calendar (2022-01-23..2022-08-23): the
+days tests name are in both, the others are derived from the sample, and the
+days that tests reserve for data of their own (September 2022 onwards) are
+free either way. Its reference rows never change after the first day: the
 generator's day-by-day changes are tested on their own (test_generator,
 test_oltp).
 """
@@ -30,11 +30,9 @@ from dvd_platform.contract.tables import EVENT_TABLES, TABLES
 
 PAGILA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pagila"
 KINDS = ("auto", "pagila", "generated")
-# pagila's last 96 days at about its rentals a day: 0.56 x 133 x 96, some 7,000 rentals. Why not all 213: most of
-# a range run's cost is now per day (a materialization per asset and an evaluation per check, a snapshot per table),
-# and the suite's sample group, its longest, ran 370 s alone with 213 days and 321 s with these (BENCHMARKS.md
-# section 23; section 17 tried them when fixed costs hid the difference). pagila, where it is on disk, keeps 213.
-GENERATED = GeneratedSource(scale=0.56, seed=42, start=date(2022, 5, 20), days=96)
+# pagila's calendar and about its size (16k rentals): 0.56 x 133 rentals a day x 213 days. (Its last 96 days alone
+# were tried: no suite time that stood out from run-to-run spread, BENCHMARKS.md section 17.)
+GENERATED = GeneratedSource(scale=0.56, seed=42, start=date(2022, 1, 23), days=213)
 
 
 def sample_kind() -> str:

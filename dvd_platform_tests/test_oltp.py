@@ -30,8 +30,7 @@ from dvd_platform.sensors import evaluate_landing
 from dvd_platform_tests.scratch import scratch_database
 
 #: The days exported: the sample's first day (the reference snapshot) and the 24 after it (in pagila, up to two
-#: days after its first rentals, 2022-01-23..2022-02-16; in the generated sample 2022-05-20..06-13); the move is
-#: exported on the day after them.
+#: days after its first rentals, 2022-01-23..2022-02-16); the move is exported on the day after them.
 EXPORTED_DAYS = 25
 
 
