@@ -75,10 +75,10 @@ def stack(state_root: Path):
         values = stack.up(dict(os.environ))
         try:
             values[REMOTE_ENV] = remote.result()
+            settings.write_env_file(stack.env_file, values)
         except BaseException:
             stack.down()
             raise
-    settings.write_env_file(stack.env_file, values)
     os.environ.update(values)
     os.environ["DVD_STATE_DIR"] = str(state)
     try:

@@ -179,3 +179,16 @@ def test_a_failed_upload_leaves_its_day_and_the_days_after_it_without_a_manifest
     assert sorted(o["Key"] for o in listed) == [manifest_key(days[0])]
     for entry in _manifest(s3, bucket, days[0])["objects"]:  # the complete day is whole
         assert s3.head_object(Bucket=bucket, Key=entry["key"])["ContentLength"] == entry["bytes"]
+
+
+def test_a_day_named_twice_is_refused_before_anything_is_uploaded(s3):
+    """Every day's objects are queued at once, keyed by day: a repeated day would be uploaded twice and its first
+    uploads' errors go unseen, so it is refused, naming the day, before any object goes up."""
+    from dvd_platform.dev.seed.generator import GeneratedSource
+
+    bucket = "dvd-repeated-day-landing"
+    s3.create_bucket(Bucket=bucket)
+    day = date(2031, 4, 1)
+    with pytest.raises(ValueError, match="2031-04-01"):
+        seed(GeneratedSource(scale=0.05, seed=3, start=day, days=1), s3, bucket, [day, day])
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

@@ -113,8 +113,12 @@ def upload_drops(source: DropSource, client, bucket: str, days: Sequence[date], 
     order, as soon as its own day's objects are in: the endpoint never waits for a day's slowest object
     before the next day starts (pagila's 3,195 objects, a day at a time, kept moto's server half idle).
     An upload error stops before that day's manifest, as before: the day, and every day after it,
-    stays incomplete (their manifests are not written), and the objects not yet started are cancelled.
+    stays incomplete (their manifests are not written), and the uploads not yet started are cancelled.
+    A day named twice is refused before anything is written.
     """
+    repeated = sorted({day for day in days if list(days).count(day) > 1})
+    if repeated:
+        raise ValueError(f"days to upload named more than once: {', '.join(map(str, repeated))}")
     rows = {table: 0 for table in TABLES}
     n_objects = n_bytes = 0
     with tempfile.TemporaryDirectory(prefix="dvd-drops-") as tmp, ThreadPoolExecutor(workers) as pool:
@@ -126,12 +130,15 @@ def upload_drops(source: DropSource, client, bucket: str, days: Sequence[date], 
             return manifest, [pool.submit(_put, client, bucket, obj["key"], drop_path(out_dir, obj["table"], day),
                                           obj["md5"]) for obj in manifest["objects"]]
 
-        queued = {} if before_day is not None else {day: submit(day) for day in days}
+        queued: dict[date, tuple[dict, list[Future]]] = {}
         try:
+            for day in days if before_day is None else ():
+                queued[day] = submit(day)
             for index, day in enumerate(days):
                 if before_day is not None:
                     before_day(index)
-                manifest, futures = queued.pop(day, None) or submit(day)
+                    queued[day] = submit(day)
+                manifest, futures = queued[day]
                 for future in futures:
                     future.result()  # an upload error stops before the manifest: the day stays incomplete
                 body = manifest_bytes(manifest)
@@ -143,7 +150,7 @@ def upload_drops(source: DropSource, client, bucket: str, days: Sequence[date], 
                 if log is not None:
                     log(f"dropped {day}: " + ", ".join(f"{o['table']}={o['rows']}" for o in manifest["objects"] if o["rows"]))
         finally:
-            for _, futures in queued.values():  # the later days' uploads not started yet, after an error
+            for _, futures in queued.values():  # after an error, the uploads not started yet (a done one stays done)
                 for future in futures:
                     future.cancel()
     return UploadResult(list(days), rows, n_objects, n_bytes)
