@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,17 +67,7 @@ def stack(state_root: Path):
     # staging dir and DAGSTER_HOME (Stack.up keeps those when set).
     for key in settings.ENV_VARS:
         os.environ.pop(key, None)
-    with ThreadPoolExecutor(1) as pool:
-        # The run's Spark Connect server starts (or another worker's start is waited for) while PostgreSQL and
-        # S3 start: each took several seconds of a worker's first test, one after the other.
-        remote = pool.submit(shared_spark.server_url)
-        values = stack.up(dict(os.environ))
-        try:
-            values[REMOTE_ENV] = remote.result()
-            settings.write_env_file(stack.env_file, values)
-        except BaseException:
-            stack.down()
-            raise
+    values = stack.up({**os.environ, REMOTE_ENV: shared_spark.server_url()})
     os.environ.update(values)
     os.environ["DVD_STATE_DIR"] = str(state)
     try:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from dvd_platform.dev.stack.procs import free_port
@@ -18,22 +16,6 @@ from dvd_platform.tags import RANGE_END_TAG, RANGE_START_TAG
 from dvd_platform.settings import ENV_VARS, PROJECT_ROOT
 
 QUIET_INSTANCE = "telemetry:\n  enabled: false\n"
-#: Days of this module's own drops: no other test of the session's stacks lands or loads them.
-FIRST = date(2025, 6, 1)
-
-
-@pytest.fixture(scope="module")
-def landed(settings_env, s3) -> tuple[date, dict[str, str]]:
-    """Three small generated days in a landing bucket of their own, and the environment that points a run at
-    them. Not the session sample: these tests need a few days landed, not the sample loaded, and without it they
-    run on whichever worker is free rather than on the sample's, the suite's longest."""
-    from dvd_platform.dev.seed.generator import GeneratedSource
-    from dvd_platform.dev.seed.upload import seed
-
-    bucket = f"dvd-launch-landing-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
-    seed(GeneratedSource(scale=0.05, seed=7, start=FIRST, days=3), s3, bucket, [FIRST + timedelta(n) for n in range(3)])
-    return FIRST, {**os.environ, **settings_env, "DVD_LANDING_BUCKET": bucket}
 
 
 def _materialize(home: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen, str]:
@@ -57,10 +39,11 @@ def _instance(home: Path, monkeypatch) -> DagsterInstance:
     return DagsterInstance.get()
 
 
-def test_materialize_runs_the_range_as_one_run_in_its_own_process(landed, tmp_path, monkeypatch):
-    first, env = landed
+def test_materialize_runs_the_range_as_one_run_in_its_own_process(sample_landing, settings_env, tmp_path, monkeypatch):
+    source, _ = sample_landing
+    first, _ = source.day_range()
     last = first + timedelta(days=2)
-    proc, output = _materialize(tmp_path / "home", env, "--from", str(first),
+    proc, output = _materialize(tmp_path / "home", {**os.environ, **settings_env}, "--from", str(first),
                                 "--to", str(last), "--select", "key:raw_language")
     assert proc.returncode == 0, output[-4000:]
     assert f"dg launch --assets 'key:\"raw_language\"' --partition-range {first}...{last}" in output
@@ -76,13 +59,14 @@ def test_materialize_runs_the_range_as_one_run_in_its_own_process(landed, tmp_pa
     assert "raw_language                         3 partition(s) materialized" in output
 
 
-def test_header_only_days_stage_without_spark(landed, settings_env, tmp_path):
-    """The generated days' language and category hold rows on the first day only (as the session sample's
-    reference tables do). Staging two later days of them must not need Spark at all: the run points at a Spark
-    Connect port nobody listens on, and succeeds, with an empty snapshot and passing checks for each day."""
-    first, landed_env = landed
+def test_header_only_days_stage_without_spark(sample_landing, settings_env, tmp_path):
+    """The sample's reference tables hold rows on its first day only. Staging two later days of language
+    and category must not need Spark at all: the run points at a Spark Connect port nobody listens on, and
+    succeeds, with an empty snapshot and passing checks for each day."""
+    source, _ = sample_landing
+    first, _ = source.day_range()
     days = (first + timedelta(days=1), first + timedelta(days=2))
-    env = {**landed_env, "DVD_SPARK_REMOTE": f"sc://127.0.0.1:{free_port()}"}
+    env = {**os.environ, **settings_env, "DVD_SPARK_REMOTE": f"sc://127.0.0.1:{free_port()}"}
     proc, output = _materialize(tmp_path / "home", env, "--from", str(days[0]), "--to", str(days[1]), "--select",
                                 "key:raw_language or key:stg_language or key:raw_category or key:stg_category")
     assert proc.returncode == 0, output[-4000:]
