@@ -23,6 +23,7 @@ import csv
 import hashlib
 import json
 import tempfile
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -116,7 +117,7 @@ def upload_drops(source: DropSource, client, bucket: str, days: Sequence[date], 
     stays incomplete (their manifests are not written), and the uploads not yet started are cancelled.
     A day named twice is refused before anything is written.
     """
-    repeated = sorted({day for day in days if list(days).count(day) > 1})
+    repeated = sorted(day for day, times in Counter(days).items() if times > 1)
     if repeated:
         raise ValueError(f"days to upload named more than once: {', '.join(map(str, repeated))}")
     rows = {table: 0 for table in TABLES}
@@ -132,8 +133,9 @@ def upload_drops(source: DropSource, client, bucket: str, days: Sequence[date], 
 
         queued: dict[date, tuple[dict, list[Future]]] = {}
         try:
-            for day in days if before_day is None else ():
-                queued[day] = submit(day)
+            if before_day is None:  # every day's objects at once, before any is waited for
+                for day in days:
+                    queued[day] = submit(day)
             for index, day in enumerate(days):
                 if before_day is not None:
                     before_day(index)
