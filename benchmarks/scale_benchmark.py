@@ -516,16 +516,26 @@ def section_sensor(base: Path, n_objects: int, n_days: int) -> dict:
 # --------------------------------------------------------------------------- report
 
 
+def _java_version(java_home: str | None) -> str:
+    """The first line of ``java -version`` of ``java_home`` (none: ``PATH``'s ``java``)."""
+    java = str(Path(java_home) / "bin" / "java") if java_home else "java"
+    lines = subprocess.run([java, "-version"], capture_output=True, text=True).stderr.splitlines()
+    return lines[0] if lines else "unknown"
+
+
 def versions() -> dict[str, str]:
-    """The versions the figures depend on (Java and PostgreSQL from their binaries: no server needed)."""
+    """The versions the figures depend on (Java and PostgreSQL from their binaries: no server needed). Classic
+    drivers run ``JAVA_HOME``'s java, else ``PATH``'s; a stack's Spark Connect server the one ``java.py`` picks."""
     from importlib.metadata import version
 
+    from dvd_platform.dev.stack.java import server_java_env
     from dvd_platform.dev.stack.postgres import find_pg_bindir
 
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
     postgres = subprocess.run([str(find_pg_bindir() / "postgres"), "--version"], capture_output=True, text=True)
+    server_java_home = os.environ.get("JAVA_HOME") or server_java_env(os.environ).get("JAVA_HOME")
     return {"dagster": version("dagster"), "pyspark": version("pyspark"), "moto": version("moto"),
-            "java": java[0] if java else "unknown", "postgres": postgres.stdout.strip(),
+            "java": _java_version(os.environ.get("JAVA_HOME")), "spark_connect_java": _java_version(server_java_home),
+            "postgres": postgres.stdout.strip(),
             "spark_conf": "the platform's defaults: local[2], driver memory 2g, 4 shuffle partitions",
             "postgres_settings": "defaults (fsync on, synchronous_commit on, shared_buffers 128MB)"}
 
